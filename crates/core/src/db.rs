@@ -1,0 +1,121 @@
+//! The store: one `sqlx` Any pool over SQLite (default, embedded) or PostgreSQL (scale-out),
+//! with embedded migrations run at start-up, one folder per backend.
+//!
+//! Queries are written once, with `$1, $2, …` placeholders in order of first use (which SQLite
+//! accepts as well), and only the column types both backends share through the Any driver:
+//! 64-bit integers, text and bytes.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+use crate::error::{CoreError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    pub url: String,
+}
+
+/// The SQLite URL of the database inside a data directory.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("mamori.db").display())
+}
+
+impl Db {
+    /// Connects (creating a SQLite file if needed) and runs pending migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(CoreError::Config("database URL must start with sqlite: or postgres:".into()));
+        };
+        let opts = AnyConnectOptions::from_str(url).map_err(|_| CoreError::Config("invalid database URL".into()))?;
+        let pool_opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let pool = match backend {
+            Backend::Sqlite => pool_opts
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA journal_mode=WAL").await?;
+                        conn.execute("PRAGMA synchronous=FULL").await?;
+                        conn.execute("PRAGMA foreign_keys=ON").await?;
+                        conn.execute("PRAGMA busy_timeout=10000").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(opts)
+                .await?,
+            Backend::Postgres => pool_opts.max_connections(16).connect_with(opts).await?,
+        };
+        let db = Self { pool, backend, url: url.to_owned() };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        self.pool
+            .execute("CREATE TABLE IF NOT EXISTS mamori_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)")
+            .await?;
+        for m in MIGRATIONS {
+            let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM mamori_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&self.pool)
+                .await?;
+            if done.is_some() {
+                continue;
+            }
+            let sql = match self.backend {
+                Backend::Sqlite => m.sqlite,
+                Backend::Postgres => m.postgres,
+            };
+            let mut tx = self.pool.begin().await?;
+            for stmt in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
+                let stmt: String =
+                    stmt.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+                if !stmt.trim().is_empty() {
+                    tx.execute(stmt.as_str()).await?;
+                }
+            }
+            sqlx::query("INSERT INTO mamori_migrations (version, name) VALUES ($1, $2)")
+                .bind(m.version)
+                .bind(m.name)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version = m.version, name = m.name, "migration applied");
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

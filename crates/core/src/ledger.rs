@@ -1,0 +1,640 @@
+//! The ledger service: stores events in the centre log and in the log of the client they touch,
+//! in the caller's transaction ([`LedgerService::append_tx`]) or group-committed
+//! ([`LedgerService::append`]); signs checkpoints; builds proofs and client export bundles;
+//! verifies everything from the stored rows.
+//!
+//! Index allocation is `UPDATE ledger_logs SET size = size + n … RETURNING size`, which takes the
+//! row lock of the log for the rest of the transaction on PostgreSQL (the database-wide write lock
+//! on SQLite): entries are committed in index order, with no gaps, by any number of processes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use mamori_ledger::{
+    check_bundle, leaf_hash, Bundle, BundleEntry, Checkpoint, Event, LogSummary, LogVerifier, NoteSigner,
+    NoteVerifier, Tree, VerifyError, BUNDLE_FORMAT,
+};
+use serde::Serialize;
+use sqlx::AnyConnection;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::clock::SharedClock;
+use crate::db::Db;
+use crate::error::{CoreError, Result};
+
+pub const CENTRE_LOG: i64 = 1;
+const MAX_BATCH: usize = 8192;
+const ROWS_PER_INSERT: usize = 100;
+
+/// One stored entry, as search returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryRow {
+    pub log: String,
+    pub index: i64,
+    pub ts: String,
+    pub action: String,
+    pub actor: String,
+    pub object: String,
+    pub event: Event,
+}
+
+/// Filters of a ledger search.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    /// Client code: search that client's log instead of the centre log.
+    pub client: Option<String>,
+    pub action: Option<String>,
+    /// `user:3`, `token:1`, …
+    pub actor: Option<String>,
+    /// `person:7`, `zone:2`, …
+    pub object: Option<String>,
+    pub zone: Option<String>,
+    pub business: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub logs: Vec<LogSummary>,
+    pub error: Option<String>,
+    pub at: String,
+}
+
+struct Pending {
+    event: Event,
+    done: oneshot::Sender<Result<u64>>,
+}
+
+pub struct LedgerService {
+    db: Db,
+    signer: NoteSigner,
+    centre: String,
+    clock: SharedClock,
+    trees: Mutex<HashMap<i64, Tree>>,
+    writer: mpsc::Sender<Pending>,
+}
+
+struct Row {
+    log: i64,
+    idx: i64,
+    entry: Vec<u8>,
+    hash: Vec<u8>,
+    ts: i64,
+    action: String,
+    actor: String,
+    object: String,
+}
+
+fn row_for(log: i64, idx: i64, ev: &Event, entry: Vec<u8>) -> Row {
+    let hash = leaf_hash(&entry).to_vec();
+    Row {
+        log,
+        idx,
+        entry,
+        hash,
+        ts: ev.at().map_or(0, |t| t.timestamp_millis()),
+        action: ev.action.clone(),
+        actor: format!("{}:{}", ev.actor.kind, ev.actor.id),
+        object: ev.object.as_ref().map(|o| format!("{}:{}", o.kind, o.id)).unwrap_or_default(),
+    }
+}
+
+async fn insert_rows(conn: &mut AnyConnection, rows: &[Row]) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO ledger_entries (log_id, idx, entry, leaf_hash, ts, action, actor, object) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 8;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${},${},${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8
+            ));
+        }
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(r.log)
+                .bind(r.idx)
+                .bind(r.entry.as_slice())
+                .bind(r.hash.as_slice())
+                .bind(r.ts)
+                .bind(r.action.as_str())
+                .bind(r.actor.as_str())
+                .bind(r.object.as_str());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Reserves `n` indexes in `log` and returns the first.
+async fn reserve(conn: &mut AnyConnection, log: i64, n: i64) -> Result<i64> {
+    let (size,): (i64,) = sqlx::query_as("UPDATE ledger_logs SET size = size + $1 WHERE id = $2 RETURNING size")
+        .bind(n)
+        .bind(log)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(size - n)
+}
+
+async fn client_log(conn: &mut AnyConnection, code: &str) -> Result<i64> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT l.id FROM ledger_logs l JOIN clients c ON c.id = l.client_id WHERE c.code = $1")
+            .bind(code)
+            .fetch_optional(&mut *conn)
+            .await?;
+    row.map(|r| r.0).ok_or(CoreError::NotFound("client log"))
+}
+
+/// Appends a batch of events: centre log first, then each touched client log.
+async fn append_batch(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec<u64>> {
+    let first = reserve(conn, CENTRE_LOG, events.len() as i64).await?;
+    let mut rows = Vec::with_capacity(events.len());
+    let mut by_client: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    for (i, ev) in events.iter().enumerate() {
+        rows.push(row_for(CENTRE_LOG, first + i as i64, ev, ev.encode()));
+        if let Some(c) = &ev.client {
+            by_client.entry(c.as_str()).or_default().push(ev);
+        }
+    }
+    for (code, evs) in by_client {
+        let log = client_log(conn, code).await?;
+        let start = reserve(conn, log, evs.len() as i64).await?;
+        for (i, ev) in evs.into_iter().enumerate() {
+            rows.push(row_for(log, start + i as i64, ev, ev.encode()));
+        }
+    }
+    insert_rows(conn, &rows).await?;
+    Ok((0..events.len()).map(|i| (first + i as i64) as u64).collect())
+}
+
+fn origin_of(centre: &str, log_name: &str) -> String {
+    format!("{centre}/{log_name}")
+}
+
+impl LedgerService {
+    /// Starts the service and its group-commit writer task.
+    pub fn start(db: Db, signer: NoteSigner, clock: SharedClock) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel::<Pending>(MAX_BATCH * 4);
+        let centre = signer.verifier().name().to_owned();
+        let svc = Arc::new(Self { db: db.clone(), signer, centre, clock, trees: Mutex::new(HashMap::new()), writer: tx });
+        tokio::spawn(writer_loop(db, rx));
+        svc
+    }
+
+    pub fn verifier(&self) -> NoteVerifier {
+        self.signer.verifier()
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Appends `ev` inside the caller's transaction: it is durable exactly when the change is.
+    pub async fn append_tx(&self, conn: &mut AnyConnection, ev: &Event) -> Result<u64> {
+        let idx = append_batch(conn, std::slice::from_ref(ev)).await?;
+        Ok(idx[0])
+    }
+
+    /// Appends `ev` on its own, group-committed with other appends; returns once durable.
+    pub async fn append(&self, ev: Event) -> Result<u64> {
+        let (done, rx) = oneshot::channel();
+        self.writer
+            .send(Pending { event: ev, done })
+            .await
+            .map_err(|_| CoreError::Ledger("ledger writer stopped".into()))?;
+        rx.await.map_err(|_| CoreError::Ledger("ledger writer stopped".into()))?
+    }
+
+    /// Creates the log of a new client, in the caller's transaction.
+    pub async fn create_client_log(&self, conn: &mut AnyConnection, client_id: i64, code: &str) -> Result<()> {
+        sqlx::query("INSERT INTO ledger_logs (origin, client_id, size) VALUES ($1, $2, 0)")
+            .bind(format!("client/{code}"))
+            .bind(client_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn logs(&self) -> Result<Vec<(i64, String, i64)>> {
+        Ok(sqlx::query_as("SELECT id, origin, size FROM ledger_logs ORDER BY id").fetch_all(&self.db.pool).await?)
+    }
+
+    /// Brings the cached tree of `log` up to `size` leaves from the store.
+    async fn tree_at<'a>(
+        &self,
+        trees: &'a mut HashMap<i64, Tree>,
+        log: i64,
+        size: u64,
+    ) -> Result<&'a Tree> {
+        let tree = trees.entry(log).or_default();
+        while tree.size() < size {
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT idx, leaf_hash FROM ledger_entries WHERE log_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx LIMIT 50000",
+            )
+            .bind(log)
+            .bind(tree.size() as i64)
+            .bind(size as i64)
+            .fetch_all(&self.db.pool)
+            .await?;
+            if rows.is_empty() {
+                return Err(CoreError::Ledger(format!("log {log} has fewer entries than its size {size}")));
+            }
+            for (idx, h) in rows {
+                if idx as u64 != tree.size() {
+                    return Err(CoreError::Ledger(format!("log {log}: entry {} missing", tree.size())));
+                }
+                let h: [u8; 32] = h.try_into().map_err(|_| CoreError::Ledger("bad leaf hash".into()))?;
+                tree.push(h);
+            }
+        }
+        Ok(tree)
+    }
+
+    /// Signs a checkpoint for every log that grew since its last one. Client logs go first, and
+    /// each client checkpoint is also recorded as an event of the centre log, so the centre's
+    /// own checkpoint commits to every client's.
+    pub async fn checkpoint_all(&self) -> Result<usize> {
+        let mut signed = 0;
+        let mut logs = self.logs().await?;
+        logs.sort_by_key(|l| (l.0 == CENTRE_LOG, l.0));
+        for (id, name, _) in logs {
+            let (size,): (i64,) =
+                sqlx::query_as("SELECT size FROM ledger_logs WHERE id = $1").bind(id).fetch_one(&self.db.pool).await?;
+            let last: Option<(i64,)> = sqlx::query_as("SELECT MAX(size) FROM ledger_checkpoints WHERE log_id = $1")
+                .bind(id)
+                .fetch_optional(&self.db.pool)
+                .await?;
+            let last = last.map_or(0, |r| r.0);
+            if size == 0 || size <= last {
+                continue;
+            }
+            let root = {
+                let mut trees = self.trees.lock().await;
+                self.tree_at(&mut trees, id, size as u64).await?.root(size as u64).map_err(|e| CoreError::Ledger(e.to_string()))?
+            };
+            let cp = Checkpoint { origin: origin_of(&self.centre, &name), size: size as u64, root };
+            let note = self.signer.sign_checkpoint(&cp);
+            let now = self.clock.now();
+            let mut tx = self.db.pool.begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO ledger_checkpoints (log_id, size, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(size)
+            .bind(note.as_str())
+            .bind(now.timestamp_millis())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted > 0 && id != CENTRE_LOG {
+                let ev = Event::new(now, mamori_ledger::Actor { kind: "system".into(), id: "ledger".into() }, "ledger.checkpoint")
+                    .object("log", &name)
+                    .detail("size", size)
+                    .detail("root", hex::encode(root))
+                    .detail("note", &note);
+                append_batch(&mut tx, std::slice::from_ref(&ev)).await?;
+            }
+            tx.commit().await?;
+            signed += inserted as usize;
+        }
+        Ok(signed)
+    }
+
+    /// The latest signed checkpoint of a log: (size, note).
+    pub async fn latest_checkpoint(&self, log: i64) -> Result<Option<(i64, String)>> {
+        Ok(sqlx::query_as("SELECT size, note FROM ledger_checkpoints WHERE log_id = $1 ORDER BY size DESC LIMIT 1")
+            .bind(log)
+            .fetch_optional(&self.db.pool)
+            .await?)
+    }
+
+    /// An inclusion proof of entry `index` of `log` against its latest checkpoint.
+    pub async fn proof(&self, log: i64, index: u64) -> Result<serde_json::Value> {
+        let (size, note) = match self.latest_checkpoint(log).await? {
+            Some((s, n)) if s as u64 > index => (s as u64, n),
+            _ => {
+                self.checkpoint_all().await?;
+                self.latest_checkpoint(log).await?.map(|(s, n)| (s as u64, n)).ok_or(CoreError::NotFound("checkpoint"))?
+            }
+        };
+        if index >= size {
+            return Err(CoreError::NotFound("entry"));
+        }
+        let mut trees = self.trees.lock().await;
+        let tree = self.tree_at(&mut trees, log, size).await?;
+        let proof = tree.inclusion_proof(index, size).map_err(|e| CoreError::Ledger(e.to_string()))?;
+        let leaf = tree.leaf(index).map(hex::encode);
+        // Verify before handing it out.
+        let cp = self.signer.verifier().open(&note).map_err(|e| CoreError::Ledger(e.to_string()))?;
+        let cp = Checkpoint::parse(cp).map_err(|e| CoreError::Ledger(e.to_string()))?;
+        let ok = tree
+            .leaf(index)
+            .map(|l| mamori_ledger::verify_inclusion(index, size, &l, &proof, &cp.root).is_ok())
+            .unwrap_or(false);
+        Ok(serde_json::json!({
+            "log_id": log, "index": index, "tree_size": size, "leaf_hash": leaf,
+            "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+            "checkpoint": note, "verified": ok,
+        }))
+    }
+
+    /// Searches stored entries, newest first.
+    pub async fn search(&self, f: &SearchFilter) -> Result<Vec<EntryRow>> {
+        let mut conn = self.db.pool.acquire().await?;
+        let (log, log_name) = match &f.client {
+            Some(c) => {
+                let id = client_log(&mut conn, c).await?;
+                (id, format!("client/{c}"))
+            }
+            None => (CENTRE_LOG, "centre".to_owned()),
+        };
+        let mut sql = String::from("SELECT idx, entry FROM ledger_entries WHERE log_id = $1");
+        let mut n = 1;
+        let mut push = |sql: &mut String, cond: &str| {
+            n += 1;
+            sql.push_str(&cond.replace('?', &format!("${n}")));
+        };
+        if f.from.is_some() {
+            push(&mut sql, " AND ts >= ?");
+        }
+        if f.to.is_some() {
+            push(&mut sql, " AND ts < ?");
+        }
+        if f.action.is_some() {
+            push(&mut sql, " AND action LIKE ?");
+        }
+        if f.actor.is_some() {
+            push(&mut sql, " AND actor = ?");
+        }
+        if f.object.is_some() {
+            push(&mut sql, " AND object = ?");
+        }
+        let limit = f.limit.unwrap_or(200).clamp(1, 100_000);
+        let post = f.zone.is_some() || f.business.is_some();
+        sql.push_str(&format!(" ORDER BY idx DESC LIMIT {}", if post { limit * 20 } else { limit }));
+        let mut q = sqlx::query_as::<_, (i64, Vec<u8>)>(&sql).bind(log);
+        if let Some(t) = f.from {
+            q = q.bind(t.timestamp_millis());
+        }
+        if let Some(t) = f.to {
+            q = q.bind(t.timestamp_millis());
+        }
+        if let Some(a) = &f.action {
+            q = q.bind(format!("{}%", a.replace('%', "")));
+        }
+        if let Some(a) = &f.actor {
+            q = q.bind(a.clone());
+        }
+        if let Some(o) = &f.object {
+            q = q.bind(o.clone());
+        }
+        let rows = q.fetch_all(&mut *conn).await?;
+        let mut out = Vec::new();
+        for (idx, entry) in rows {
+            let ev = Event::decode(&entry).map_err(|e| CoreError::Ledger(format!("entry {idx}: {e}")))?;
+            if let Some(z) = &f.zone {
+                if ev.place.as_ref().and_then(|p| p.zone.as_ref()) != Some(z) && ev.detail.get("zone") != Some(z) {
+                    continue;
+                }
+            }
+            if let Some(b) = &f.business {
+                if ev.detail.get("business") != Some(b) {
+                    continue;
+                }
+            }
+            out.push(EntryRow {
+                log: log_name.clone(),
+                index: idx,
+                ts: ev.ts.clone(),
+                action: ev.action.clone(),
+                actor: format!("{}:{}", ev.actor.kind, ev.actor.id),
+                object: ev.object.as_ref().map(|o| format!("{}:{}", o.kind, o.id)).unwrap_or_default(),
+                event: ev,
+            });
+            if out.len() as i64 >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Recomputes every log from the stored rows and checks every checkpoint, including the
+    /// client checkpoints that the centre log attests. `progress(done, total)` is called as
+    /// entries are read.
+    pub async fn verify_all(&self, mut progress: impl FnMut(u64, u64)) -> Result<VerifyReport> {
+        let at = mamori_ledger::event::timestamps(self.clock.now()).0;
+        let logs = self.logs().await?;
+        let total: u64 = logs.iter().map(|l| l.2 as u64).sum();
+        let mut done = 0u64;
+        let key = self.signer.verifier();
+        // Client checkpoints attested by the centre log, by log name.
+        let mut attested: HashMap<String, Vec<(u64, String)>> = HashMap::new();
+        let mut summaries = Vec::new();
+        let mut ordered = logs.clone();
+        ordered.sort_by_key(|l| l.0 != CENTRE_LOG); // the centre first
+        for (id, name, size) in ordered {
+            let mut cps: Vec<(u64, String)> =
+                sqlx::query_as::<_, (i64, String)>("SELECT size, note FROM ledger_checkpoints WHERE log_id = $1")
+                    .bind(id)
+                    .fetch_all(&self.db.pool)
+                    .await?
+                    .into_iter()
+                    .map(|(s, n)| (s as u64, n))
+                    .collect();
+            cps.extend(attested.remove(&name).unwrap_or_default());
+            let origin = origin_of(&self.centre, &name);
+            let mut v = LogVerifier::new(&name, &origin, &key, cps);
+            let mut next = 0i64;
+            loop {
+                let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                    "SELECT idx, entry, leaf_hash FROM ledger_entries WHERE log_id = $1 AND idx >= $2 ORDER BY idx LIMIT 20000",
+                )
+                .bind(id)
+                .bind(next)
+                .fetch_all(&self.db.pool)
+                .await?;
+                let Some(last) = rows.last() else { break };
+                next = last.0 + 1;
+                for (idx, entry, hash) in &rows {
+                    if let Err(e) = v.push(*idx as u64, entry, Some(hash)) {
+                        return Ok(VerifyReport { ok: false, logs: summaries, error: Some(e.to_string()), at });
+                    }
+                    if id == CENTRE_LOG {
+                        if let Ok(ev) = Event::decode(entry) {
+                            if ev.action == "ledger.checkpoint" {
+                                if let (Some(o), Some(s), Some(n)) =
+                                    (&ev.object, ev.detail.get("size"), ev.detail.get("note"))
+                                {
+                                    if let Ok(s) = s.parse() {
+                                        attested.entry(o.id.clone()).or_default().push((s, n.clone()));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                done += rows.len() as u64;
+                progress(done, total);
+            }
+            // The log's own size counter must match what is stored.
+            let result = v.finish().and_then(|s| {
+                if s.entries != size as u64 {
+                    Err(VerifyError::Truncated { log: name.clone(), size: size as u64, len: s.entries })
+                } else {
+                    Ok(s)
+                }
+            });
+            match result {
+                Ok(s) => summaries.push(s),
+                Err(e) => return Ok(VerifyReport { ok: false, logs: summaries, error: Some(e.to_string()), at }),
+            }
+        }
+        if let Some((name, _)) = attested.into_iter().next() {
+            return Ok(VerifyReport {
+                ok: false,
+                logs: summaries,
+                error: Some(format!("log {name} is attested by the centre log but is missing")),
+                at,
+            });
+        }
+        Ok(VerifyReport { ok: true, logs: summaries, error: None, at })
+    }
+
+    /// A client's records for `[from, to)`, with proofs against a fresh checkpoint.
+    pub async fn export_client(&self, code: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Bundle> {
+        self.checkpoint_all().await?;
+        let mut conn = self.db.pool.acquire().await?;
+        let log = client_log(&mut conn, code).await?;
+        drop(conn);
+        let (size, note) = self.latest_checkpoint(log).await?.unwrap_or((0, String::new()));
+        let size = size as u64;
+        let cp_note = if note.is_empty() {
+            // An empty log still gets a signed statement that it is empty.
+            self.signer.sign_checkpoint(&Checkpoint {
+                origin: origin_of(&self.centre, &format!("client/{code}")),
+                size: 0,
+                root: mamori_ledger::tree::empty_root(),
+            })
+        } else {
+            note
+        };
+        let mut entries = Vec::new();
+        if size > 0 {
+            let before: Option<(Option<i64>,)> =
+                sqlx::query_as("SELECT MAX(idx) FROM ledger_entries WHERE log_id = $1 AND ts < $2 AND idx < $3")
+                    .bind(log)
+                    .bind(from.timestamp_millis())
+                    .bind(size as i64)
+                    .fetch_optional(&self.db.pool)
+                    .await?;
+            let after: Option<(Option<i64>,)> =
+                sqlx::query_as("SELECT MIN(idx) FROM ledger_entries WHERE log_id = $1 AND ts >= $2 AND idx < $3")
+                    .bind(log)
+                    .bind(to.timestamp_millis())
+                    .bind(size as i64)
+                    .fetch_optional(&self.db.pool)
+                    .await?;
+            let start = before.and_then(|r| r.0).unwrap_or(0);
+            let end = after.and_then(|r| r.0).unwrap_or(size as i64 - 1);
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT idx, entry FROM ledger_entries WHERE log_id = $1 AND idx >= $2 AND idx <= $3 ORDER BY idx",
+            )
+            .bind(log)
+            .bind(start)
+            .bind(end)
+            .fetch_all(&self.db.pool)
+            .await?;
+            let mut trees = self.trees.lock().await;
+            let tree = self.tree_at(&mut trees, log, size).await?;
+            for (idx, entry) in rows {
+                let proof = tree.inclusion_proof(idx as u64, size).map_err(|e| CoreError::Ledger(e.to_string()))?;
+                entries.push(BundleEntry {
+                    index: idx as u64,
+                    entry: B64.encode(&entry),
+                    proof: proof.iter().map(hex::encode).collect(),
+                });
+            }
+        }
+        let bundle = Bundle {
+            format: BUNDLE_FORMAT.into(),
+            origin: origin_of(&self.centre, &format!("client/{code}")),
+            key: self.signer.verifier().to_key_string(),
+            from: mamori_ledger::event::timestamps(from).0,
+            to: mamori_ledger::event::timestamps(to).0,
+            checkpoint: cp_note,
+            entries,
+        };
+        // Never hand out a bundle that does not check.
+        check_bundle(&bundle, &self.signer.verifier()).map_err(|e| CoreError::Ledger(e.to_string()))?;
+        Ok(bundle)
+    }
+
+    /// Runs the checkpointer: every `every` while events flow, and once more when `stop` fires.
+    pub async fn run_checkpointer(self: Arc<Self>, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => {
+                    if let Err(e) = self.checkpoint_all().await { tracing::error!(error = %e, "final checkpoint failed"); }
+                    return;
+                }
+            }
+            if let Err(e) = self.checkpoint_all().await {
+                tracing::error!(error = %e, "checkpoint failed");
+            }
+        }
+    }
+}
+
+async fn writer_loop(db: Db, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let events: Vec<Event> = batch.iter().map(|p| p.event.clone()).collect();
+        let result = async {
+            let mut tx = db.pool.begin().await?;
+            let idx = append_batch(&mut tx, &events).await?;
+            tx.commit().await?;
+            Ok::<_, CoreError>(idx)
+        }
+        .await;
+        match result {
+            Ok(idx) => {
+                for (p, i) in batch.drain(..).zip(idx) {
+                    let _ = p.done.send(Ok(i));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for p in batch.drain(..) {
+                    let _ = p.done.send(Err(CoreError::Ledger(msg.clone())));
+                }
+            }
+        }
+    }
+}

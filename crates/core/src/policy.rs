@@ -1,0 +1,137 @@
+//! Authorisation decisions, all through Cedar (`cedar-policy`): the policy set is parsed once;
+//! each decision names the policy that decided it, or `default-deny`.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet,
+    Request, RestrictedExpression,
+};
+
+use crate::error::{CoreError, Result};
+use crate::types::Role;
+
+pub const CONSOLE_POLICY: &str = include_str!("../policy/console.cedar");
+
+/// An action a principal asks to perform in the console or the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    DirectoryRead,
+    DirectoryWrite,
+    PeopleRead,
+    PeopleWrite,
+    PeopleImport,
+    UsersManage,
+    LedgerRead,
+    LedgerVerify,
+    LedgerReview,
+    LedgerExport,
+}
+
+impl Action {
+    pub const ALL: &'static [Action] = &[
+        Action::DirectoryRead,
+        Action::DirectoryWrite,
+        Action::PeopleRead,
+        Action::PeopleWrite,
+        Action::PeopleImport,
+        Action::UsersManage,
+        Action::LedgerRead,
+        Action::LedgerVerify,
+        Action::LedgerReview,
+        Action::LedgerExport,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::DirectoryRead => "directory.read",
+            Action::DirectoryWrite => "directory.write",
+            Action::PeopleRead => "people.read",
+            Action::PeopleWrite => "people.write",
+            Action::PeopleImport => "people.import",
+            Action::UsersManage => "users.manage",
+            Action::LedgerRead => "ledger.read",
+            Action::LedgerVerify => "ledger.verify",
+            Action::LedgerReview => "ledger.review",
+            Action::LedgerExport => "ledger.export",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The @id of the deciding policy, or `default-deny`.
+    pub rule: String,
+}
+
+pub struct Authz {
+    policies: PolicySet,
+    authorizer: Authorizer,
+}
+
+fn uid(ty: &str, id: &str) -> Result<EntityUid> {
+    let t = EntityTypeName::from_str(ty).map_err(|e| CoreError::Internal(format!("entity type: {e}")))?;
+    Ok(EntityUid::from_type_name_and_id(t, EntityId::new(id)))
+}
+
+impl Authz {
+    pub fn new() -> Result<Self> {
+        Self::from_text(CONSOLE_POLICY)
+    }
+
+    pub fn from_text(text: &str) -> Result<Self> {
+        let policies = PolicySet::from_str(text).map_err(|e| CoreError::Config(format!("policy: {e}")))?;
+        Ok(Self { policies, authorizer: Authorizer::new() })
+    }
+
+    /// Decides whether a user with `roles` may perform `action`.
+    pub fn decide(&self, user_id: i64, roles: &[Role], disabled: bool, action: Action) -> Result<Decision> {
+        let principal = uid("User", &user_id.to_string())?;
+        let mut parents = HashSet::new();
+        let mut entities = Vec::new();
+        for r in roles {
+            let ru = uid("Role", r.as_str())?;
+            parents.insert(ru.clone());
+            entities.push(Entity::new_no_attrs(ru, HashSet::new()));
+        }
+        let attrs = HashMap::from([("disabled".to_owned(), RestrictedExpression::new_bool(disabled))]);
+        let user = Entity::new(principal.clone(), attrs, parents).map_err(|e| CoreError::Internal(e.to_string()))?;
+        entities.push(user);
+        let entities = Entities::from_entities(entities, None).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let request = Request::new(principal, uid("Action", action.as_str())?, uid("Console", "main")?, Context::empty(), None)
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let resp = self.authorizer.is_authorized(&request, &self.policies, &entities);
+        let rule = resp
+            .diagnostics()
+            .reason()
+            .filter_map(|pid| self.policies.policy(pid).and_then(|p| p.annotation("id")).map(str::to_owned))
+            .next()
+            .unwrap_or_else(|| "default-deny".to_owned());
+        Ok(Decision { allowed: resp.decision() == CedarDecision::Allow, rule })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_map_to_actions() {
+        let a = Authz::new().unwrap();
+        let d = a.decide(1, &[Role::Admin], false, Action::UsersManage).unwrap();
+        assert!(d.allowed);
+        assert_eq!(d.rule, "admin-all");
+        let d = a.decide(2, &[Role::Operator], false, Action::PeopleWrite).unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.rule, "default-deny");
+        assert!(a.decide(3, &[Role::Reception], false, Action::PeopleRead).unwrap().allowed);
+        assert!(!a.decide(3, &[Role::Reception], false, Action::LedgerRead).unwrap().allowed);
+        // forbid overrides permit
+        let d = a.decide(1, &[Role::Admin], true, Action::DirectoryRead).unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.rule, "disabled-accounts-nothing");
+        assert!(!a.decide(4, &[], false, Action::DirectoryRead).unwrap().allowed);
+    }
+}
