@@ -278,11 +278,11 @@ impl LedgerService {
         for (id, name, _) in logs {
             let (size,): (i64,) =
                 sqlx::query_as("SELECT size FROM ledger_logs WHERE id = $1").bind(id).fetch_one(&self.db.pool).await?;
-            let last: Option<(i64,)> = sqlx::query_as("SELECT MAX(size) FROM ledger_checkpoints WHERE log_id = $1")
+            let last: Option<(Option<i64>,)> = sqlx::query_as("SELECT MAX(size) FROM ledger_checkpoints WHERE log_id = $1")
                 .bind(id)
                 .fetch_optional(&self.db.pool)
                 .await?;
-            let last = last.map_or(0, |r| r.0);
+            let last = last.and_then(|r| r.0).unwrap_or(0);
             if size == 0 || size <= last {
                 continue;
             }

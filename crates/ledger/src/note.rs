@@ -73,7 +73,7 @@ impl NoteSigner {
     }
 
     pub fn from_key_string(s: &str) -> Result<Self, NoteError> {
-        let parts: Vec<&str> = s.trim().split('+').collect();
+        let parts: Vec<&str> = s.trim().splitn(5, '+').collect();
         let [p, k, name, id, b64] = parts.as_slice() else {
             return Err(NoteError::BadKey("expected PRIVATE+KEY+name+id+key"));
         };
@@ -130,7 +130,7 @@ impl NoteVerifier {
     }
 
     pub fn from_key_string(s: &str) -> Result<Self, NoteError> {
-        let parts: Vec<&str> = s.trim().split('+').collect();
+        let parts: Vec<&str> = s.trim().splitn(3, '+').collect();
         let [name, id, b64] = parts.as_slice() else {
             return Err(NoteError::BadKey("expected name+id+key"));
         };
@@ -246,6 +246,17 @@ mod tests {
         let other = NoteSigner::new("mamori.test", SigningKey::from_bytes(&[8u8; 32])).unwrap();
         let forged = other.sign_checkpoint(&cp);
         assert!(s.verifier().open(&forged).is_err());
+    }
+
+    #[test]
+    fn key_strings_roundtrip_for_any_key() {
+        // base64 of a key may itself contain '+': parsing must split with a limit
+        for seed in 0u8..64 {
+            let s = NoteSigner::new("mamori.test", SigningKey::from_bytes(&[seed; 32])).unwrap();
+            let back = NoteSigner::from_key_string(&s.to_key_string()).unwrap();
+            assert_eq!(back.verifier(), s.verifier());
+            assert_eq!(NoteVerifier::from_key_string(&s.verifier().to_key_string()).unwrap(), s.verifier());
+        }
     }
 
     #[test]

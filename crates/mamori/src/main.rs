@@ -1,1 +1,409 @@
-fn main() {}
+//! The `mamori` binary: a thin shell over `mamori-core` and `mamori-server`.
+
+mod bench;
+mod config;
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use mamori_core::ledger::SearchFilter;
+use mamori_core::types::Role;
+use mamori_core::{Mamori, OpenOptions};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "mamori", version, about = "mamori (守り): doors, data and records of a personal-data processing centre")]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct StoreArgs {
+    /// Data directory (SQLite database, keys). Default ./mamori-data
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// postgres://… to use PostgreSQL instead of SQLite
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// TOML configuration file
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (API and console)
+    Serve {
+        /// Address to listen on. Default 127.0.0.1:8080
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage accounts
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Manage API tokens
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+    /// Take an encrypted backup now
+    Backup {
+        /// Directory for backups
+        #[arg(long)]
+        to: PathBuf,
+        /// How many backups to keep (default 1)
+        #[arg(long)]
+        keep: Option<usize>,
+    },
+    /// Restore an encrypted backup (stop the server first)
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        /// age identity file (default <data-dir>/backup.key)
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
+    /// The tamper-evident ledger
+    Ledger {
+        #[command(subcommand)]
+        cmd: LedgerCmd,
+    },
+    /// Benchmarks
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add an account (the first administrator is created this way)
+    Add {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        name: String,
+        /// Role(s): admin, ciso, info_manager, dept_manager, business_lead, operator, secretariat, auditor, reception
+        #[arg(long, required = true)]
+        role: Vec<String>,
+        /// Read the password from standard input (otherwise MAMORI_PASSWORD)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create an API token for a login and print it
+    Create {
+        #[arg(long)]
+        login: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCmd {
+    /// Recompute every log and check every checkpoint; non-zero exit names the first bad entry
+    Verify,
+    /// Export a client's records with proofs
+    Export {
+        #[arg(long)]
+        client: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check an export bundle offline with the centre's public key
+    Check {
+        file: PathBuf,
+        /// The centre's verifier key (name+id+key), or @FILE
+        #[arg(long)]
+        key: String,
+    },
+    /// Print the centre's public verifier key
+    Key,
+    /// Search the ledger
+    Search {
+        #[arg(long)]
+        client: Option<String>,
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        /// Person id: events about that person
+        #[arg(long)]
+        person: Option<String>,
+        #[arg(long)]
+        object: Option<String>,
+        #[arg(long)]
+        zone: Option<String>,
+        #[arg(long)]
+        business: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        /// csv or json
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Ledger append, verify and proof figures (last line: one JSON object)
+    Ledger {
+        /// Events appended in the durable-append runs
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        /// Tree size for the inclusion-proof measurement
+        #[arg(long, default_value_t = 10_000_000)]
+        proof_tree: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MAMORI_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(cli))
+}
+
+async fn open(cfg: &Config) -> anyhow::Result<Arc<Mamori>> {
+    let mut o = OpenOptions::new(&cfg.data_dir);
+    o.database_url = cfg.database_url()?;
+    o.settings = cfg.settings();
+    o.ledger_key_file = cfg.ledger_key_file.clone();
+    Mamori::open(o).await.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn parse_roles(v: &[String]) -> anyhow::Result<Vec<Role>> {
+    v.iter().flat_map(|r| r.split(',')).map(|r| r.parse::<Role>().map_err(|e| anyhow::anyhow!("{e}"))).collect()
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg = Config::load(&cli.store)?;
+    match cli.cmd {
+        Cmd::Serve { listen } => serve(cfg, listen).await,
+        Cmd::User { cmd: UserCmd::Add { login, name, role, password_stdin } } => {
+            let roles = parse_roles(&role)?;
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                std::env::var("MAMORI_PASSWORD").context("give the password on standard input with --password-stdin")?
+            };
+            let app = open(&cfg).await?;
+            let id = app.create_user(None, &login, &name, &roles, &password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            app.ledger.checkpoint_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created user {login} (id {id})");
+            Ok(())
+        }
+        Cmd::Token { cmd: TokenCmd::Create { login, name } } => {
+            let app = open(&cfg).await?;
+            let t = app.create_token(None, &login, &name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            app.ledger.checkpoint_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{t}");
+            Ok(())
+        }
+        Cmd::Backup { to, keep } => {
+            let app = open(&cfg).await?;
+            let r = app.backup(&to, keep.unwrap_or(cfg.backup.keep)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            app.ledger.checkpoint_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(())
+        }
+        Cmd::Restore { from, identity } => {
+            let identity = identity.unwrap_or_else(|| cfg.data_dir.join("backup.key"));
+            let url = cfg.database_url()?.unwrap_or_else(|| mamori_core::db::sqlite_url(&cfg.data_dir));
+            mamori_core::backup::restore(&cfg.data_dir, &url, &from, &identity).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let app = open(&cfg).await?;
+            let report = app.ledger.verify_all(|_, _| {}).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let file = from.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+            app.record_system("backup.restore", &[("file", file), ("verified", report.ok.to_string())])
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            app.ledger.checkpoint_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if !report.ok {
+                bail!("restored, but the ledger does not verify: {}", report.error.unwrap_or_default());
+            }
+            println!("restored {}; ledger verified ({} logs)", from.display(), report.logs.len());
+            Ok(())
+        }
+        Cmd::Ledger { cmd } => ledger_cmd(cfg, cmd).await,
+        Cmd::Bench { cmd: BenchCmd::Ledger { events, proof_tree } } => bench::ledger(events, proof_tree).await,
+    }
+}
+
+async fn ledger_cmd(cfg: Config, cmd: LedgerCmd) -> anyhow::Result<()> {
+    match cmd {
+        LedgerCmd::Check { file, key } => {
+            let key = if let Some(p) = key.strip_prefix('@') { std::fs::read_to_string(p)? } else { key };
+            let verifier = mamori_ledger::NoteVerifier::from_key_string(&key).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let bundle: mamori_ledger::Bundle =
+                serde_json::from_slice(&std::fs::read(&file)?).context("the file is not a mamori ledger bundle")?;
+            match mamori_ledger::check_bundle(&bundle, &verifier) {
+                Ok(r) => {
+                    println!("OK: {} events in range, log {} at size {} (root {})", r.events_in_range, r.origin, r.tree_size, r.root);
+                    Ok(())
+                }
+                Err(e) => bail!("FAILED: {e}"),
+            }
+        }
+        LedgerCmd::Verify => {
+            let app = open(&cfg).await?;
+            app.ledger.checkpoint_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let bar = if std::io::stderr().is_terminal() {
+                let b = indicatif::ProgressBar::new(0);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} entries ({per_sec})")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                Some(b)
+            } else {
+                None
+            };
+            let report = app
+                .ledger
+                .verify_all(|done, total| {
+                    if let Some(b) = &bar {
+                        b.set_length(total);
+                        b.set_position(done);
+                    }
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            for l in &report.logs {
+                println!("ok  {:<24} {:>10} entries {:>6} checkpoints root {}", l.log, l.entries, l.checkpoints, l.root);
+            }
+            match report.error {
+                None => {
+                    println!("ledger verified");
+                    Ok(())
+                }
+                Some(e) => bail!("ledger verification FAILED: {e}"),
+            }
+        }
+        LedgerCmd::Export { client, from, to, out } => {
+            let app = open(&cfg).await?;
+            let from = mamori_core::ledger_time(&from).context("--from: YYYY-MM-DD or RFC 3339")?;
+            let to = mamori_core::ledger_time(&to).context("--to: YYYY-MM-DD or RFC 3339")?;
+            let ev = mamori_ledger::Event::new(app.clock.now(), mamori_core::auth::system_actor("cli"), "ledger.export")
+                .object("client", &client)
+                .client(&client);
+            app.ledger.append(ev).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let b = app.ledger.export_client(&client, from, to).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            std::fs::write(&out, serde_json::to_vec_pretty(&b)?)?;
+            println!("wrote {} entries to {}; the client checks it with: mamori ledger check {} --key '{}'", b.entries.len(), out.display(), out.display(), b.key);
+            Ok(())
+        }
+        LedgerCmd::Key => {
+            let app = open(&cfg).await?;
+            println!("{}", app.ledger.verifier().to_key_string());
+            Ok(())
+        }
+        LedgerCmd::Search { client, action, actor, person, object, zone, business, from, to, limit, format } => {
+            let app = open(&cfg).await?;
+            let t = |s: &Option<String>| -> anyhow::Result<_> {
+                s.as_deref().map(|s| mamori_core::ledger_time(s).context("time: YYYY-MM-DD or RFC 3339")).transpose()
+            };
+            let f = SearchFilter {
+                client,
+                action,
+                actor,
+                object: person.map(|p| format!("person:{p}")).or(object),
+                zone,
+                business,
+                from: t(&from)?,
+                to: t(&to)?,
+                limit: Some(limit),
+            };
+            let rows = app.ledger.search(&f).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if format == "csv" {
+                // UTF-8 with BOM, so that Excel opens the Japanese text correctly.
+                print!("\u{FEFF}");
+                let mut w = csv::Writer::from_writer(std::io::stdout());
+                w.write_record(["log", "index", "time_utc", "time_jst", "action", "actor", "object", "allowed", "rule"])?;
+                for r in rows {
+                    w.write_record([
+                        r.log.as_str(),
+                        &r.index.to_string(),
+                        &r.event.ts,
+                        &r.event.jst,
+                        &r.action,
+                        &r.actor,
+                        &r.object,
+                        &r.event.outcome.allowed.to_string(),
+                        r.event.outcome.rule.as_deref().unwrap_or(""),
+                    ])?;
+                }
+                w.flush()?;
+            } else {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(cfg: Config, listen: Option<String>) -> anyhow::Result<()> {
+    let app = open(&cfg).await?;
+    let listen = listen.unwrap_or_else(|| cfg.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    app.record_system("server.start", &[("listen", addr.to_string()), ("version", env!("CARGO_PKG_VERSION").into())])
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let cp = tokio::spawn(app.ledger.clone().run_checkpointer(std::time::Duration::from_millis(cfg.checkpoint_interval_ms), stop_rx.clone()));
+    if let Some(dir) = cfg.backup.dir.clone() {
+        tokio::spawn(config::daily_backups(app.clone(), dir, cfg.backup.keep, cfg.backup.daily_at.clone(), stop_rx));
+    }
+    tracing::info!(%addr, "mamori listening");
+    println!("mamori listening on http://{addr}");
+    let state = mamori_server::AppState::new(app.clone(), false);
+    mamori_server::serve(listener, state, async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    })
+    .await?;
+    let _ = app.record_system("server.stop", &[]).await;
+    let _ = stop_tx.send(true);
+    let _ = cp.await;
+    Ok(())
+}
