@@ -529,13 +529,22 @@ pub fn parse_roster(text: &str) -> Result<Vec<NewPerson>> {
             return Err(CoreError::Import { line: 1, message: format!("missing column {required}") });
         }
     }
+    // Line numbers from byte offsets: the csv crate's own line count is off with CRLF endings.
+    let line_at = |byte: u64| {
+        let bytes = text.as_bytes();
+        let mut b = (byte as usize).min(bytes.len());
+        while matches!(bytes.get(b), Some(b'\r' | b'\n')) {
+            b += 1;
+        }
+        bytes[..b].iter().filter(|c| **c == b'\n').count() as u64 + 1
+    };
     let mut out = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| CoreError::Import {
-            line: e.position().map_or(0, |p| p.line()),
+            line: e.position().map_or(0, |p| line_at(p.byte())),
             message: "malformed CSV row (wrong number of fields or bad quoting)".into(),
         })?;
-        let line = rec.position().map_or(0, |p| p.line());
+        let line = rec.position().map_or(0, |p| line_at(p.byte()));
         let get = |k: &str| col.get(k).and_then(|&i| rec.get(i)).unwrap_or("").to_owned();
         let wrap = |e: CoreError| CoreError::Import { line, message: e.to_string() };
         let opt = |k: &str| {
@@ -621,5 +630,17 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(parse_roster("employee_no,name,kind\nE1,A\n"), Err(CoreError::Import { line: 2, .. })));
+    }
+}
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod crlf_tests {
+    #[test]
+    fn crlf_line_numbers() {
+        let csv = "employee_no,name,kind\r\nE1,A,employee\r\nE2,B,employee\r\nE3,C,contractor\r\n";
+        match super::parse_roster(csv) {
+            Err(crate::CoreError::Import { line, .. }) => assert_eq!(line, 4),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -47,17 +47,42 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone, signed in or not.
+    Public,
+    /// Any signed-in account, whatever its roles (sign-out, who am I).
+    SignedIn,
+    /// Accounts the policy permits this action.
+    Action(Action),
+}
+
+impl Auth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Auth::Public => "public",
+            Auth::SignedIn => "signed-in",
+            Auth::Action(a) => a.as_str(),
+        }
+    }
+}
+
 pub struct RouteSpec {
     pub method: Method,
     pub path: &'static str,
     pub summary: &'static str,
-    /// None: open to anyone.
-    pub action: Option<Action>,
+    pub auth: Auth,
     pub handler: MethodRouter<AppState>,
 }
 
-fn r(method: Method, path: &'static str, summary: &'static str, action: Option<Action>, h: MethodRouter<AppState>) -> RouteSpec {
-    RouteSpec { method, path, summary, action, handler: h }
+fn r(method: Method, path: &'static str, summary: &'static str, auth: Option<Action>, h: MethodRouter<AppState>) -> RouteSpec {
+    let auth = match auth {
+        None if path == "/api/v1/sessions/current" || path == "/api/v1/me" => Auth::SignedIn,
+        None => Auth::Public,
+        Some(a) => Auth::Action(a),
+    };
+    RouteSpec { method, path, summary, auth, handler: h }
 }
 
 macro_rules! get { ($h:expr) => { on(MethodFilter::GET, $h) }; }
@@ -72,8 +97,8 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::GET, "/api/v1/openapi.json", "This document", None, get!(openapi)),
         r(M::GET, "/api/v1/health", "Liveness", None, get!(health)),
         r(M::POST, "/api/v1/sessions", "Sign in; returns a bearer token", None, post!(sign_in)),
-        r(M::DELETE, "/api/v1/sessions/current", "Sign out", Some(A::DirectoryRead), delete!(sign_out)),
-        r(M::GET, "/api/v1/me", "The caller and its roles", Some(A::DirectoryRead), get!(me)),
+        r(M::DELETE, "/api/v1/sessions/current", "Sign out", None, delete!(sign_out)),
+        r(M::GET, "/api/v1/me", "The caller and its roles", None, get!(me)),
         r(M::GET, "/api/v1/sites", "List sites", Some(A::DirectoryRead), get!(list_sites)),
         r(M::POST, "/api/v1/sites", "Add a site", Some(A::DirectoryWrite), post!(create_site)),
         r(M::GET, "/api/v1/departments", "List departments", Some(A::DirectoryRead), get!(list_departments)),
@@ -123,7 +148,7 @@ pub fn openapi_doc() -> Value {
             .collect();
         let mut op = json!({
             "summary": s.summary,
-            "x-mamori-action": s.action.map_or("public", |a| a.as_str()),
+            "x-mamori-action": s.auth.as_str(),
             "parameters": params,
             "responses": {
                 "200": {"description": "OK"},
@@ -133,7 +158,7 @@ pub fn openapi_doc() -> Value {
                 "422": {"description": "Invalid field"}
             }
         });
-        if s.action.is_some() {
+        if s.auth != Auth::Public {
             op["security"] = json!([{"bearer": []}, {"session": []}]);
         } else {
             op["security"] = json!([]);
@@ -190,8 +215,7 @@ async fn sign_out(State(st): State<AppState>, headers: HeaderMap, ApiPrincipal(p
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn me(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal) -> WebResult<Json<Value>> {
-    st.app.require(&p, Action::DirectoryRead).await?;
+async fn me(ApiPrincipal(p): ApiPrincipal) -> WebResult<Json<Value>> {
     Ok(Json(json!({"user_id": p.user_id, "login": p.login, "name": p.display_name, "roles": p.roles})))
 }
 
@@ -324,8 +348,9 @@ impl SearchQuery {
     }
 }
 
-async fn search_ledger(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Query(q): Query<SearchQuery>) -> WebResult<Json<Value>> {
+async fn search_ledger(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, q: Q<SearchQuery>) -> WebResult<Json<Value>> {
     st.app.require(&p, Action::LedgerRead).await?;
+    let q = query(q)?;
     Ok(Json(json!(st.app.ledger.search(&q.filter()?).await?)))
 }
 
@@ -337,8 +362,17 @@ struct ProofQuery {
     index: u64,
 }
 
-async fn ledger_proof(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Query(q): Query<ProofQuery>) -> WebResult<Json<Value>> {
+type Q<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+/// Query strings are parsed after the authorisation check, so that an unauthorised caller
+/// learns nothing from validation errors.
+fn query<T>(q: Q<T>) -> WebResult<T> {
+    q.map(|q| q.0).map_err(|e| WebError::bad_request("invalid_query", e.body_text()))
+}
+
+async fn ledger_proof(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, q: Q<ProofQuery>) -> WebResult<Json<Value>> {
     st.app.require(&p, Action::LedgerRead).await?;
+    let q = query(q)?;
     let log = st.app.log_id(q.client.as_deref()).await?;
     Ok(Json(st.app.ledger.proof(log, q.index).await?))
 }
@@ -360,7 +394,9 @@ struct ExportQuery {
     to: String,
 }
 
-async fn export_ledger(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Query(q): Query<ExportQuery>) -> WebResult<Json<Value>> {
+async fn export_ledger(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, q: Q<ExportQuery>) -> WebResult<Json<Value>> {
+    st.app.require(&p, Action::LedgerExport).await?;
+    let q = query(q)?;
     let from = parse_time("from", &Some(q.from))?.ok_or_else(|| WebError::bad_request("invalid_field", "from is required"))?;
     let to = parse_time("to", &Some(q.to))?.ok_or_else(|| WebError::bad_request("invalid_field", "to is required"))?;
     Ok(Json(json!(st.app.export_client(&p, &q.client, from, to).await?)))

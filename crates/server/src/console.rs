@@ -80,6 +80,18 @@ impl Chrome<'_> {
     pub fn t(&self, key: &str) -> String {
         self.i18n.t(&self.lang, key)
     }
+    /// The page to return to after switching language.
+    pub fn back(&self) -> &'static str {
+        match self.active {
+            "people" => "/people",
+            "places" => "/places",
+            "org" => "/org",
+            "ledger" => "/ledger",
+            "users" => "/users",
+            "account" => "/account",
+            _ => "/",
+        }
+    }
 }
 
 fn chrome<'a>(st: &'a AppState, s: &ConsoleSession, active: &'static str) -> Chrome<'a> {
@@ -303,13 +315,14 @@ async fn unlock(
     }
 }
 
-async fn set_lang(State(st): State<AppState>, headers: HeaderMap, s: ConsoleSession, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn set_lang(State(st): State<AppState>, s: ConsoleSession, Form(form): Form<HashMap<String, String>>) -> Response {
     if let Err(r) = csrf_ok(&s, &form) {
         return r;
     }
     let lang = if field(&form, "lang") == "en" { "en" } else { "ja" };
     let _ = st.app.set_session_lang(&s.token, lang).await;
-    let back = headers.get(header::REFERER).and_then(|v| v.to_str().ok()).filter(|r| r.starts_with('/')).unwrap_or("/");
+    // Only our own pages: a local path, never another origin.
+    let back = form.get("back").map(String::as_str).filter(|b| b.starts_with('/') && !b.starts_with("//")).unwrap_or("/");
     let mut r = Redirect::to(back).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("mamori_lang={lang}; Path=/; SameSite=Strict")) {
         r.headers_mut().append(header::SET_COOKIE, v);

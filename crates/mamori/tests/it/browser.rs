@@ -1,0 +1,88 @@
+//! The console in a real headless Chromium (issue 2): sign in, a failed sign-in, adding a zone
+//! and a person, switching to English and back, and the idle lock (DATA-8), with the access
+//! notice on the sign-in page (AUDIT-3).
+
+use mamori_testkit::webdriver::Browser;
+use mamori_testkit::{spawn_app, Backend, ADMIN_PASSWORD};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_day_one() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let Some(b) = Browser::start().await else { return };
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+
+    // Japanese by default, with the notice that access is recorded.
+    b.goto(&app.url("/login")).await;
+    assert!(b.text("#audit-notice").await.contains("記録"));
+    assert!(b.source().await.contains("<html lang=\"ja\">"));
+
+    // A failed sign-in shows an error and stays on the page.
+    b.fill("#login", "admin").await;
+    b.fill("#password", "not the password at all").await;
+    b.click("#login-submit").await;
+    assert!(b.text("#login-error").await.contains("正しくありません"));
+    assert!(app.actions().await.iter().any(|a| a == "session.login_failed"));
+
+    // Sign in.
+    b.fill("#login", "admin").await;
+    b.fill("#password", ADMIN_PASSWORD).await;
+    b.click("#login-submit").await;
+    assert_eq!(b.text("#who").await, "管理者");
+    b.screenshot(&shots.join("dashboard.png")).await;
+
+    // Add a zone; a bad one shows its error next to the field.
+    b.goto(&app.url("/places")).await;
+    b.fill("#zone-code", "HS1").await;
+    b.fill("#zone-name", "").await;
+    b.click("#zone-submit").await;
+    assert!(b.exists("#err-name").await, "error next to the name field");
+    b.fill("#zone-code", "HS1").await;
+    b.fill("#zone-name", "高セキュリティエリア1").await;
+    b.select("#zone-level", "high").await;
+    b.click("#zone-submit").await;
+    assert!(b.wait_for_text("高セキュリティエリア1").await);
+    assert!(b.text("#zones-table").await.contains("高セキュリティエリア"));
+
+    // Add a person.
+    b.goto(&app.url("/people")).await;
+    b.fill("#employee_no", "E0100").await;
+    b.fill("#name", "田中 花子").await;
+    b.select("#kind", "part_time").await;
+    b.fill("#duties", "給与計算").await;
+    b.click("#person-submit").await;
+    assert!(b.wait_for_text("田中 花子").await);
+    assert!(b.text("#people-table").await.contains("パート・アルバイト"));
+    b.screenshot(&shots.join("people.png")).await;
+
+    // English and back.
+    b.click("#lang-switch").await;
+    assert!(b.wait_for_text("Part-timer").await);
+    assert_eq!(b.text("#nav-people").await, "People");
+    b.click("#lang-switch").await;
+    assert!(b.wait_for_text("パート・アルバイト").await);
+    assert_eq!(b.text("#nav-people").await, "人員");
+
+    // Idle lock: after 5 minutes without activity the console asks for the password again.
+    app.clock.advance(chrono::Duration::minutes(6));
+    b.goto(&app.url("/people")).await;
+    assert!(b.url().await.ends_with("/lock"), "{}", b.url().await);
+    assert!(b.text("#lock-title").await.contains("ロック"));
+    b.fill("#password", "wrong wrong wrong").await;
+    b.click("#unlock-submit").await;
+    assert!(b.exists("#lock-title").await);
+    b.fill("#password", ADMIN_PASSWORD).await;
+    b.click("#unlock-submit").await;
+    assert_eq!(b.text("#who").await, "管理者");
+    b.goto(&app.url("/people")).await;
+    assert!(b.text("#people-table").await.contains("田中 花子"));
+    let actions = app.actions().await;
+    for a in ["session.idle_lock", "session.unlock_failed", "session.unlock", "zone.create", "person.create"] {
+        assert!(actions.iter().any(|x| x == a), "{a} missing");
+    }
+
+    // The ledger page verifies on demand (htmx partial).
+    b.goto(&app.url("/ledger")).await;
+    b.click("#verify-now").await;
+    assert!(b.text("#verify-ok").await.contains("検証成功"));
+    b.screenshot(&shots.join("ledger.png")).await;
+}

@@ -1,0 +1,8 @@
+//! mamori's one integration-test binary: the real server on port 0 with a fresh database, on
+//! SQLite and on PostgreSQL; the real binary for the CLI; headless Chromium for the console.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod browser;
+mod cli;
+mod ledger;

@@ -1,0 +1,181 @@
+//! A small W3C WebDriver client for Debian's `chromedriver` and headless `chromium`: enough to
+//! open pages, fill forms, click and read text, and take screenshots.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+fn find_bin(names: &[&str]) -> Option<String> {
+    names.iter().find(|n| std::path::Path::new(n).exists()).map(|s| (*s).to_owned())
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium. None (skip) if they are not installed,
+    /// except under CI=true, where it panics.
+    pub async fn start() -> Option<Self> {
+        let driver_bin = find_bin(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
+        let chrome_bin = find_bin(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
+        let (Some(driver_bin), Some(chrome_bin)) = (driver_bin, chrome_bin) else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true but chromium / chromedriver are not installed");
+            }
+            eprintln!("SKIP: chromium or chromedriver not installed");
+            return None;
+        };
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+            l.local_addr().ok()?.port()
+        };
+        let driver = Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http.get(format!("{base}/status")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().ok()?;
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chrome_bin,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                         "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+                         "--window-size=1280,900", format!("--user-data-dir={}", profile.path().display())]
+            }
+        }}});
+        let r: Value = http.post(format!("{base}/session")).json(&caps).send().await.ok()?.json().await.ok()?;
+        let session = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {r}")).to_owned();
+        Some(Self { driver, base, session, http, _profile: profile })
+    }
+
+    fn u(&self, p: &str) -> String {
+        format!("{}/session/{}{}", self.base, self.session, p)
+    }
+
+    async fn post(&self, p: &str, body: Value) -> Value {
+        let r: Value = self.http.post(self.u(p)).json(&body).send().await.unwrap().json().await.unwrap();
+        if r["value"].get("error").is_some() {
+            panic!("webdriver {p}: {}", r["value"]);
+        }
+        r["value"].clone()
+    }
+
+    async fn get(&self, p: &str) -> Value {
+        let r: Value = self.http.get(self.u(p)).send().await.unwrap().json().await.unwrap();
+        r["value"].clone()
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.post("/url", json!({"url": url})).await;
+    }
+
+    pub async fn url(&self) -> String {
+        self.get("/url").await.as_str().unwrap_or_default().to_owned()
+    }
+
+    pub async fn source(&self) -> String {
+        self.get("/source").await.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Finds an element by CSS selector, waiting up to 5 s for it to appear.
+    pub async fn find(&self, css: &str) -> String {
+        for _ in 0..50 {
+            let r: Value = self
+                .http
+                .post(self.u("/element"))
+                .json(&json!({"using": "css selector", "value": css}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(id) = r["value"][ELEMENT].as_str() {
+                return id.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("element {css} not found in {}", self.source().await.chars().take(3000).collect::<String>());
+    }
+
+    pub async fn exists(&self, css: &str) -> bool {
+        let r: Value = self
+            .http
+            .post(self.u("/elements"))
+            .json(&json!({"using": "css selector", "value": css}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["value"].as_array().is_some_and(|a| !a.is_empty())
+    }
+
+    pub async fn click(&self, css: &str) {
+        let el = self.find(css).await;
+        self.post(&format!("/element/{el}/click"), json!({})).await;
+    }
+
+    pub async fn fill(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        self.post(&format!("/element/{el}/clear"), json!({})).await;
+        self.post(&format!("/element/{el}/value"), json!({"text": text})).await;
+    }
+
+    /// Selects an option of a <select> by its value.
+    pub async fn select(&self, css: &str, value: &str) {
+        self.click(&format!("{css} option[value=\"{value}\"]")).await;
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        let el = self.find(css).await;
+        self.get(&format!("/element/{el}/text")).await.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Waits up to 5 s until the page source contains `needle`.
+    pub async fn wait_for_text(&self, needle: &str) -> bool {
+        for _ in 0..50 {
+            if self.source().await.contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    pub async fn screenshot(&self, path: &std::path::Path) {
+        let b64 = self.get("/screenshot").await;
+        if let Some(s) = b64.as_str() {
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(s) {
+                let _ = std::fs::write(path, bytes);
+            }
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
