@@ -68,6 +68,10 @@ pub struct VerifyReport {
 
 struct Pending {
     event: Event,
+    /// Canonical bytes and leaf hash, computed by the caller so that the one writer task only
+    /// binds and commits (encoding runs in parallel across producers).
+    bytes: Vec<u8>,
+    hash: [u8; 32],
     done: oneshot::Sender<Result<u64>>,
 }
 
@@ -91,8 +95,8 @@ struct Row {
     object: String,
 }
 
-fn row_for(log: i64, idx: i64, ev: &Event, entry: Vec<u8>) -> Row {
-    let hash = leaf_hash(&entry).to_vec();
+fn row_with_hash(log: i64, idx: i64, ev: &Event, entry: Vec<u8>, hash: [u8; 32]) -> Row {
+    let hash = hash.to_vec();
     Row {
         log,
         idx,
@@ -165,22 +169,39 @@ async fn client_log(conn: &mut AnyConnection, code: &str) -> Result<i64> {
 
 /// Appends a batch of events: centre log first, then each touched client log.
 async fn append_batch(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec<u64>> {
+    let encoded: Vec<(Vec<u8>, [u8; 32])> = events
+        .iter()
+        .map(|e| {
+            let b = e.encode();
+            let h = leaf_hash(&b);
+            (b, h)
+        })
+        .collect();
+    append_encoded(conn, events, encoded).await
+}
+
+async fn append_encoded(conn: &mut AnyConnection, events: &[Event], encoded: Vec<(Vec<u8>, [u8; 32])>) -> Result<Vec<u64>> {
     let first = reserve(conn, CENTRE_LOG, events.len() as i64).await?;
     let mut rows = Vec::with_capacity(events.len());
-    let mut by_client: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    let mut by_client: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, ev) in events.iter().enumerate() {
-        rows.push(row_for(CENTRE_LOG, first + i as i64, ev, ev.encode()));
         if let Some(c) = &ev.client {
-            by_client.entry(c.as_str()).or_default().push(ev);
+            by_client.entry(c.as_str()).or_default().push(i);
         }
     }
-    for (code, evs) in by_client {
+    let mut client_rows = Vec::new();
+    for (code, idxs) in by_client {
         let log = client_log(conn, code).await?;
-        let start = reserve(conn, log, evs.len() as i64).await?;
-        for (i, ev) in evs.into_iter().enumerate() {
-            rows.push(row_for(log, start + i as i64, ev, ev.encode()));
+        let start = reserve(conn, log, idxs.len() as i64).await?;
+        for (k, i) in idxs.into_iter().enumerate() {
+            let (b, h) = &encoded[i];
+            client_rows.push(row_with_hash(log, start + k as i64, &events[i], b.clone(), *h));
         }
     }
+    for (i, (ev, (b, h))) in events.iter().zip(encoded).enumerate() {
+        rows.push(row_with_hash(CENTRE_LOG, first + i as i64, ev, b, h));
+    }
+    rows.extend(client_rows);
     insert_rows(conn, &rows).await?;
     Ok((0..events.len()).map(|i| (first + i as i64) as u64).collect())
 }
@@ -216,8 +237,10 @@ impl LedgerService {
     /// Appends `ev` on its own, group-committed with other appends; returns once durable.
     pub async fn append(&self, ev: Event) -> Result<u64> {
         let (done, rx) = oneshot::channel();
+        let bytes = ev.encode();
+        let hash = leaf_hash(&bytes);
         self.writer
-            .send(Pending { event: ev, done })
+            .send(Pending { event: ev, bytes, hash, done })
             .await
             .map_err(|_| CoreError::Ledger("ledger writer stopped".into()))?;
         rx.await.map_err(|_| CoreError::Ledger("ledger writer stopped".into()))?
@@ -409,6 +432,9 @@ impl LedgerService {
         let rows = q.fetch_all(&mut *conn).await?;
         let mut out = Vec::new();
         for (idx, entry) in rows {
+            if entry.is_empty() {
+                continue; // pruned by a retention policy
+            }
             let ev = Event::decode(&entry).map_err(|e| CoreError::Ledger(format!("entry {idx}: {e}")))?;
             if let Some(z) = &f.zone {
                 if ev.place.as_ref().and_then(|p| p.zone.as_ref()) != Some(z) && ev.detail.get("zone") != Some(z) {
@@ -461,23 +487,33 @@ impl LedgerService {
                     .collect();
             cps.extend(attested.remove(&name).unwrap_or_default());
             let origin = origin_of(&self.centre, &name);
-            let mut v = LogVerifier::new(&name, &origin, &key, cps);
-            let mut next = 0i64;
+            // Hashing is the check: every signed root commits to the exact bytes of every entry,
+            // so decoding each event would add cost and no assurance.
+            let mut v = LogVerifier::new(&name, &origin, &key, cps).without_decoding();
+            // The next page is read while this one is hashed: the store and the hashing each
+            // get a core.
+            let fetch = |from: i64| {
+                let pool = self.db.pool.clone();
+                tokio::spawn(async move {
+                    sqlx::query_as::<_, (i64, Vec<u8>, Vec<u8>, String)>(
+                        "SELECT idx, entry, leaf_hash, action FROM ledger_entries WHERE log_id = $1 AND idx >= $2 ORDER BY idx LIMIT 20000",
+                    )
+                    .bind(id)
+                    .bind(from)
+                    .fetch_all(&pool)
+                    .await
+                })
+            };
+            let mut pending = fetch(0);
             loop {
-                let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-                    "SELECT idx, entry, leaf_hash FROM ledger_entries WHERE log_id = $1 AND idx >= $2 ORDER BY idx LIMIT 20000",
-                )
-                .bind(id)
-                .bind(next)
-                .fetch_all(&self.db.pool)
-                .await?;
+                let rows = pending.await.map_err(|e| CoreError::Internal(e.to_string()))??;
                 let Some(last) = rows.last() else { break };
-                next = last.0 + 1;
-                for (idx, entry, hash) in &rows {
+                pending = fetch(last.0 + 1);
+                for (idx, entry, hash, action) in &rows {
                     if let Err(e) = v.push(*idx as u64, entry, Some(hash)) {
                         return Ok(VerifyReport { ok: false, logs: summaries, error: Some(e.to_string()), at });
                     }
-                    if id == CENTRE_LOG {
+                    if id == CENTRE_LOG && action == "ledger.checkpoint" {
                         if let Ok(ev) = Event::decode(entry) {
                             if ev.action == "ledger.checkpoint" {
                                 if let (Some(o), Some(s), Some(n)) =
@@ -554,8 +590,8 @@ impl LedgerService {
                     .await?;
             let start = before.and_then(|r| r.0).unwrap_or(0);
             let end = after.and_then(|r| r.0).unwrap_or(size as i64 - 1);
-            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT idx, entry FROM ledger_entries WHERE log_id = $1 AND idx >= $2 AND idx <= $3 ORDER BY idx",
+            let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                "SELECT idx, entry, leaf_hash FROM ledger_entries WHERE log_id = $1 AND idx >= $2 AND idx <= $3 ORDER BY idx",
             )
             .bind(log)
             .bind(start)
@@ -564,10 +600,11 @@ impl LedgerService {
             .await?;
             let mut trees = self.trees.lock().await;
             let tree = self.tree_at(&mut trees, log, size).await?;
-            for (idx, entry) in rows {
+            for (idx, entry, hash) in rows {
                 let proof = tree.inclusion_proof(idx as u64, size).map_err(|e| CoreError::Ledger(e.to_string()))?;
                 entries.push(BundleEntry {
                     index: idx as u64,
+                    pruned_leaf: entry.is_empty().then(|| hex::encode(&hash)),
                     entry: B64.encode(&entry),
                     proof: proof.iter().map(hex::encode).collect(),
                 });
@@ -585,6 +622,41 @@ impl LedgerService {
         // Never hand out a bundle that does not check.
         check_bundle(&bundle, &self.signer.verifier()).map_err(|e| CoreError::Ledger(e.to_string()))?;
         Ok(bundle)
+    }
+
+    /// Prunes, by a recorded retention policy, the content of entries whose action starts with
+    /// one of `prefixes` and that are older than `before`. Each pruned entry keeps its index and
+    /// leaf hash, so every signed checkpoint still verifies; the pruning is itself an event.
+    /// Records of access to customer data, grants, sign-ins, accounts and the ledger's own
+    /// events can never be pruned (AUDIT-1: kept semi-permanently).
+    pub async fn prune(&self, prefixes: &[String], before: DateTime<Utc>) -> Result<u64> {
+        const PROTECTED: &[&str] = &["data.", "grant.", "ledger.", "session.", "user.", "token.", "person.", "backup."];
+        for p in prefixes {
+            if p.len() < 3 || PROTECTED.iter().any(|x| p.starts_with(x) || x.starts_with(p.as_str())) {
+                return Err(CoreError::invalid("retention", format!("{p:?} names records that must be kept")));
+            }
+        }
+        if prefixes.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.db.pool.begin().await?;
+        let mut n = 0;
+        for p in prefixes {
+            n += sqlx::query("UPDATE ledger_entries SET entry = $1 WHERE action LIKE $2 AND ts < $3 AND length(entry) > 0")
+                .bind(Vec::<u8>::new())
+                .bind(format!("{}%", p.replace('%', "")))
+                .bind(before.timestamp_millis())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        let ev = Event::new(self.clock.now(), mamori_ledger::Actor { kind: "system".into(), id: "retention".into() }, "ledger.prune")
+            .detail("actions", prefixes.join(","))
+            .detail("before", mamori_ledger::event::timestamps(before).0)
+            .detail("entries", n);
+        append_batch(&mut tx, std::slice::from_ref(&ev)).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// Runs the checkpointer: every `every` while events flow, and once more when `stop` fires.
@@ -615,10 +687,15 @@ async fn writer_loop(db: Db, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let events: Vec<Event> = batch.iter().map(|p| p.event.clone()).collect();
+        let mut events = Vec::with_capacity(batch.len());
+        let mut encoded = Vec::with_capacity(batch.len());
+        for p in &mut batch {
+            events.push(std::mem::replace(&mut p.event, Event::new(chrono::DateTime::UNIX_EPOCH, mamori_ledger::Actor { kind: String::new(), id: String::new() }, "")));
+            encoded.push((std::mem::take(&mut p.bytes), p.hash));
+        }
         let result = async {
             let mut tx = db.pool.begin().await?;
-            let idx = append_batch(&mut tx, &events).await?;
+            let idx = append_encoded(&mut tx, &events, encoded).await?;
             tx.commit().await?;
             Ok::<_, CoreError>(idx)
         }

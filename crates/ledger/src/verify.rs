@@ -72,6 +72,7 @@ pub struct LogVerifier<'a> {
     next_cp: usize,
     last_cp_size: u64,
     decode: bool,
+    pruned: u64,
 }
 
 /// What a successful verification saw.
@@ -80,6 +81,8 @@ pub struct LogSummary {
     pub log: String,
     pub entries: u64,
     pub checkpoints: u64,
+    /// Entries whose content was pruned by a retention policy (their leaf hashes remain).
+    pub pruned: u64,
     pub root: String,
 }
 
@@ -95,6 +98,7 @@ impl<'a> LogVerifier<'a> {
             next_cp: 0,
             last_cp_size: 0,
             decode: true,
+            pruned: 0,
         }
     }
 
@@ -109,6 +113,16 @@ impl<'a> LogVerifier<'a> {
         let log = || self.log.clone();
         if index != self.frontier.size() {
             return Err(VerifyError::Missing { log: log(), expected: self.frontier.size(), found: index });
+        }
+        // A pruned entry (retention policy) keeps only its leaf hash; the signed checkpoints
+        // still commit to it, so the tree verifies as before.
+        if entry.is_empty() {
+            let h: Hash = stored_hash
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| VerifyError::BadEntry { log: log(), index, reason: "pruned without its leaf hash".into() })?;
+            self.pruned += 1;
+            self.frontier.push(h);
+            return self.check_due();
         }
         if self.decode {
             Event::decode(entry).map_err(|e| VerifyError::BadEntry { log: log(), index, reason: e.to_string() })?;
@@ -158,6 +172,7 @@ impl<'a> LogVerifier<'a> {
             log: self.log,
             entries: self.frontier.size(),
             checkpoints: self.checkpoints.len() as u64,
+            pruned: self.pruned,
             root: hex::encode(self.frontier.root()),
         })
     }
@@ -186,8 +201,11 @@ pub struct Bundle {
 #[serde(deny_unknown_fields)]
 pub struct BundleEntry {
     pub index: u64,
-    /// The entry's canonical bytes, base64.
+    /// The entry's canonical bytes, base64; empty when pruned by a retention policy.
     pub entry: String,
+    /// The leaf hash of a pruned entry (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned_leaf: Option<String>,
     /// Inclusion proof against the checkpoint, hex hashes, deepest first.
     pub proof: Vec<String>,
 }
@@ -228,16 +246,26 @@ pub fn check_bundle(bundle: &Bundle, key: &NoteVerifier) -> Result<BundleReport,
                 return Err(VerifyError::Missing { log: log.clone(), expected: f + i as u64, found: index });
             }
         }
-        let bytes = B64
-            .decode(&e.entry)
-            .map_err(|_| VerifyError::BadEntry { log: log.clone(), index, reason: "bad base64".into() })?;
-        let ev = Event::decode(&bytes).map_err(|r| VerifyError::BadEntry { log: log.clone(), index, reason: r.to_string() })?;
         let proof: Vec<Hash> = e
             .proof
             .iter()
             .map(|p| hex::decode(p).ok().and_then(|v| Hash::try_from(v).ok()))
             .collect::<Option<_>>()
             .ok_or_else(|| VerifyError::BadEntry { log: log.clone(), index, reason: "bad proof hash".into() })?;
+        if e.entry.is_empty() {
+            let h: Hash = e
+                .pruned_leaf
+                .as_ref()
+                .and_then(|p| hex::decode(p).ok())
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| VerifyError::BadEntry { log: log.clone(), index, reason: "pruned without its leaf hash".into() })?;
+            verify_inclusion(index, cp.size, &h, &proof, &cp.root).map_err(|_| VerifyError::NotIncluded { log: log.clone(), index })?;
+            continue;
+        }
+        let bytes = B64
+            .decode(&e.entry)
+            .map_err(|_| VerifyError::BadEntry { log: log.clone(), index, reason: "bad base64".into() })?;
+        let ev = Event::decode(&bytes).map_err(|r| VerifyError::BadEntry { log: log.clone(), index, reason: r.to_string() })?;
         verify_inclusion(index, cp.size, &leaf_hash(&bytes), &proof, &cp.root)
             .map_err(|_| VerifyError::NotIncluded { log: log.clone(), index })?;
         let ts = ev.at().ok_or_else(|| VerifyError::BadEntry { log: log.clone(), index, reason: "bad time".into() })?;
@@ -364,6 +392,7 @@ mod tests {
             entries: range
                 .map(|i| BundleEntry {
                     index: i,
+                    pruned_leaf: None,
                     entry: B64.encode(&es[i as usize]),
                     proof: t.inclusion_proof(i, 10).unwrap().iter().map(hex::encode).collect(),
                 })

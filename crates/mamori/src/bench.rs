@@ -29,7 +29,7 @@ pub async fn ledger(events: u64, proof_tree: u64) -> anyhow::Result<()> {
     let app = Mamori::open(OpenOptions::new(dir.join("ledger-bench"))).await.map_err(|e| anyhow::anyhow!("{e}"))?;
 
     // (a) durable, group-committed appends from concurrent producers.
-    let producers = 512u64;
+    let producers = 4096u64;
     let per = events.div_ceil(producers);
     let t0 = Instant::now();
     let mut tasks = Vec::new();

@@ -24,6 +24,16 @@ pub struct BackupConfig {
     pub daily_at: String,
 }
 
+/// Retention of ledger entries (issue 3 item 7). Nothing is pruned by default; a site may name
+/// door-event kinds of the video-like sort (e.g. `door.sensor_`) whose content is pruned after
+/// `prune_after_days`. Pruning keeps each entry's leaf hash, so the ledger still verifies.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub prune_actions: Vec<String>,
+    pub prune_after_days: i64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -32,6 +42,9 @@ pub struct Config {
     pub database_url: Option<String>,
     pub database_url_file: Option<PathBuf>,
     pub ledger_key_file: Option<PathBuf>,
+    /// PEM certificate chain and private key: when both are set, `serve` speaks HTTPS only.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
     pub centre_name: String,
     pub idle_timeout_secs: i64,
     pub absolute_timeout_secs: i64,
@@ -39,6 +52,7 @@ pub struct Config {
     pub lockout_secs: i64,
     pub checkpoint_interval_ms: u64,
     pub backup: BackupConfig,
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -49,6 +63,8 @@ impl Default for Config {
             database_url: None,
             database_url_file: None,
             ledger_key_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             centre_name: "mamori.local".into(),
             idle_timeout_secs: 300,
             absolute_timeout_secs: 12 * 3600,
@@ -56,6 +72,7 @@ impl Default for Config {
             lockout_secs: 900,
             checkpoint_interval_ms: 1000,
             backup: BackupConfig { dir: None, keep: 1, daily_at: "03:00".into() },
+            retention: RetentionConfig { prune_actions: vec![], prune_after_days: 366 },
         }
     }
 }
@@ -118,11 +135,12 @@ pub fn next_daily(now: DateTime<Utc>, at: &str) -> Option<DateTime<Utc>> {
     Some(next.with_timezone(&Utc))
 }
 
-pub async fn daily_backups(app: Arc<Mamori>, dir: PathBuf, keep: usize, at: String, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// Daily jobs at `backup.daily_at` (Japan time): the retention policy, then the backup.
+pub async fn daily_jobs(app: Arc<Mamori>, cfg: Config, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         let now = app.clock.now();
-        let Some(next) = next_daily(now, &at) else {
-            tracing::error!(at, "backup.daily_at must be HH:MM; daily backups are off");
+        let Some(next) = next_daily(now, &cfg.backup.daily_at) else {
+            tracing::error!(at = cfg.backup.daily_at, "backup.daily_at must be HH:MM; daily jobs are off");
             return;
         };
         let wait = (next - now).to_std().unwrap_or_default();
@@ -130,11 +148,26 @@ pub async fn daily_backups(app: Arc<Mamori>, dir: PathBuf, keep: usize, at: Stri
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
         }
-        match app.backup(&dir, keep).await {
-            Ok(r) => tracing::info!(file = %r.file, "daily backup taken"),
-            Err(e) => tracing::error!(error = %e, "daily backup failed"),
+        if let Err(e) = prune(&app, &cfg).await {
+            tracing::error!(error = %e, "retention pruning failed");
+        }
+        if let Some(dir) = &cfg.backup.dir {
+            match app.backup(dir, cfg.backup.keep).await {
+                Ok(r) => tracing::info!(file = %r.file, "daily backup taken"),
+                Err(e) => tracing::error!(error = %e, "daily backup failed"),
+            }
         }
     }
+}
+
+/// Applies the configured retention policy; returns how many entries were pruned.
+pub async fn prune(app: &Mamori, cfg: &Config) -> anyhow::Result<u64> {
+    if cfg.retention.prune_actions.is_empty() {
+        return Ok(0);
+    }
+    anyhow::ensure!(cfg.retention.prune_after_days >= 1, "retention.prune_after_days must be at least 1");
+    let before = app.clock.now() - Duration::days(cfg.retention.prune_after_days);
+    app.ledger.prune(&cfg.retention.prune_actions, before).await.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 #[cfg(test)]

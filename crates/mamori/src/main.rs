@@ -136,6 +136,8 @@ enum LedgerCmd {
     },
     /// Print the centre's public verifier key
     Key,
+    /// Apply the configured retention policy now (nothing is pruned unless configured)
+    Prune,
     /// Search the ledger
     Search {
         #[arg(long)]
@@ -320,6 +322,13 @@ async fn ledger_cmd(cfg: Config, cmd: LedgerCmd) -> anyhow::Result<()> {
             println!("wrote {} entries to {}; the client checks it with: mamori ledger check {} --key '{}'", b.entries.len(), out.display(), out.display(), b.key);
             Ok(())
         }
+        LedgerCmd::Prune => {
+            let app = open(&cfg).await?;
+            let n = config::prune(&app, &cfg).await?;
+            app.ledger.checkpoint_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("pruned {n} entries (policy: {:?} older than {} days)", cfg.retention.prune_actions, cfg.retention.prune_after_days);
+            Ok(())
+        }
         LedgerCmd::Key => {
             let app = open(&cfg).await?;
             println!("{}", app.ledger.verifier().to_key_string());
@@ -379,31 +388,45 @@ async fn serve(cfg: Config, listen: Option<String>) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let cp = tokio::spawn(app.ledger.clone().run_checkpointer(std::time::Duration::from_millis(cfg.checkpoint_interval_ms), stop_rx.clone()));
-    if let Some(dir) = cfg.backup.dir.clone() {
-        tokio::spawn(config::daily_backups(app.clone(), dir, cfg.backup.keep, cfg.backup.daily_at.clone(), stop_rx));
+    if cfg.backup.dir.is_some() || !cfg.retention.prune_actions.is_empty() {
+        tokio::spawn(config::daily_jobs(app.clone(), cfg.clone(), stop_rx));
     }
-    tracing::info!(%addr, "mamori listening");
-    println!("mamori listening on http://{addr}");
-    let state = mamori_server::AppState::new(app.clone(), false);
-    mamori_server::serve(listener, state, async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    let tls = match (&cfg.tls_cert_file, &cfg.tls_key_file) {
+        (Some(c), Some(k)) => {
+            // The private key is a secret: refuse one that others can read.
+            mamori_core::keys::read_secret(k).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Some((c.clone(), k.clone()))
         }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-    })
-    .await?;
+        (None, None) => None,
+        _ => bail!("set both tls_cert_file and tls_key_file, or neither"),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, "mamori listening");
+    println!("mamori listening on {scheme}://{addr}");
+    let state = mamori_server::AppState::new(app.clone(), tls.is_some());
+    match tls {
+        Some((cert, key)) => mamori_server::serve_tls(listener.into_std()?, state, &cert, &key, shutdown_signal()).await?,
+        None => mamori_server::serve(listener, state, shutdown_signal()).await?,
+    }
     let _ = app.record_system("server.stop", &[]).await;
     let _ = stop_tx.send(true);
     let _ = cp.await;
     Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

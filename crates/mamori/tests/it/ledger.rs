@@ -289,3 +289,40 @@ async fn crash_loses_nothing_acknowledged() {
         assert!(found.contains(code), "acknowledged zone {code} lost");
     }
 }
+
+both_backends! {
+    retention_prunes_but_tree_verifies => retention_prunes_but_tree_verifies;
+}
+
+/// Retention (issue 3 item 7): only configured, unprotected kinds are pruned, by a recorded
+/// policy; the tree and a client's export still verify.
+async fn retention_prunes_but_tree_verifies(app: TestApp) {
+    use mamori_ledger::Event;
+    let sys = || mamori_core::auth::system_actor("door-agent");
+    app.post("/api/v1/clients", &json!({"code": "CARDCO", "name": "カード会社A"})).await;
+    for i in 0..5 {
+        app.app.ledger.append(Event::new(app.app.clock.now(), sys(), "door.sensor_sample").detail("i", i).client("CARDCO")).await.unwrap();
+        app.app.ledger.append(Event::new(app.app.clock.now(), sys(), "door.entry").detail("i", i)).await.unwrap();
+    }
+    app.app.ledger.checkpoint_all().await.unwrap();
+    app.clock.advance(chrono::Duration::days(100));
+    app.app.ledger.append(Event::new(app.app.clock.now(), sys(), "door.sensor_sample").client("CARDCO")).await.unwrap();
+    // protected records cannot be pruned
+    for bad in ["data.", "session.login", "ledger.", "da"] {
+        assert!(app.app.ledger.prune(&[bad.to_owned()], app.app.clock.now()).await.is_err(), "{bad}");
+    }
+    let before = app.app.clock.now() - chrono::Duration::days(90);
+    let n = app.app.ledger.prune(&["door.sensor_".to_owned()], before).await.unwrap();
+    assert_eq!(n, 10, "5 in the centre log and 5 in the client's");
+    app.app.ledger.checkpoint_all().await.unwrap();
+    let rep = app.app.ledger.verify_all(|_, _| {}).await.unwrap();
+    assert!(rep.ok, "{:?}", rep.error);
+    assert_eq!(rep.logs.iter().map(|l| l.pruned).sum::<u64>(), 10);
+    let actions = app.actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "door.entry").count(), 5, "other kinds kept");
+    assert_eq!(actions.iter().filter(|a| *a == "door.sensor_sample").count(), 1, "the recent one kept");
+    assert!(actions.iter().any(|a| a == "ledger.prune"));
+    let bundle = app.app.ledger.export_client("CARDCO", mamori_testkit::start_time(), app.app.clock.now() + chrono::Duration::days(1)).await.unwrap();
+    assert!(bundle.entries.iter().any(|e| e.pruned_leaf.is_some()));
+    mamori_ledger::check_bundle(&bundle, &app.app.ledger.verifier()).unwrap();
+}

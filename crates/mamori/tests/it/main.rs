@@ -6,3 +6,4 @@ mod api;
 mod browser;
 mod cli;
 mod ledger;
+mod tls;
