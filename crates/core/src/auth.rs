@@ -380,6 +380,15 @@ impl Mamori {
             tx.commit().await?;
             return Err(CoreError::AuthFailed);
         }
+        let _ = (display_name, user_actor);
+        self.open_session(id, kind, if totp_secret.is_some() { "totp" } else { "none" }, addr).await
+    }
+
+    /// Opens a session for a user who has just proved who they are; records the sign-in.
+    pub(crate) async fn open_session(&self, id: i64, kind: SessionKind, second_factor: &str, addr: Option<String>) -> Result<NewSession> {
+        let now = self.clock.now();
+        let now_ms = now.timestamp_millis();
+        let user_actor = Actor { kind: "user".into(), id: id.to_string() };
         let token = random_token(if kind == SessionKind::Api { "mms_" } else { "" });
         let csrf = random_token("");
         let mut tx = self.db.pool.begin().await?;
@@ -398,11 +407,10 @@ impl Mamori {
         .await?;
         let ev = Event::new(now, user_actor, "session.login")
             .detail("kind", kind.as_str())
-            .detail("second_factor", if totp_secret.is_some() { "totp" } else { "none" })
+            .detail("second_factor", second_factor)
             .addr(addr);
         self.ledger.append_tx(&mut tx, &ev).await?;
         tx.commit().await?;
-        let _ = display_name;
         Ok(NewSession { token, csrf, user_id: id, expires_at: now_ms + self.settings.absolute_timeout.num_milliseconds() })
     }
 

@@ -27,12 +27,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "passkeys",
+        sqlite: include_str!("../migrations/sqlite/0002_passkeys.sql"),
+        postgres: include_str!("../migrations/postgres/0002_passkeys.sql"),
+    },
+];
 
 #[derive(Clone, Debug)]
 pub struct Db {

@@ -14,6 +14,7 @@ pub mod directory;
 pub mod error;
 pub mod keys;
 pub mod ledger;
+pub mod passkey;
 pub mod policy;
 pub mod review;
 pub mod types;
@@ -38,6 +39,8 @@ pub struct Settings {
     pub lockout_threshold: i64,
     pub lockout_for: Duration,
     pub addr_threshold: i64,
+    /// The URL people browse to; its host is the passkey relying-party id. None: no passkeys.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -50,6 +53,7 @@ impl Default for Settings {
             lockout_threshold: 5,
             lockout_for: Duration::minutes(15),
             addr_threshold: 20,
+            public_url: Some("http://localhost:8080".into()),
         }
     }
 }
@@ -63,6 +67,7 @@ pub struct Mamori {
     pub settings: Settings,
     pub data_dir: PathBuf,
     dummy_hash: String,
+    webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 /// Where and how to open mamori.
@@ -105,6 +110,7 @@ impl Mamori {
         let db = db::Db::connect(&opts.url()).await?;
         let ledger = ledger::LedgerService::start(db.clone(), signer, opts.clock.clone());
         let dummy = types::Password::new("not-a-real-password-ever", "-")?;
+        let webauthn = opts.settings.public_url.as_deref().map(passkey::relying_party).transpose()?;
         Ok(Arc::new(Self {
             db,
             ledger,
@@ -113,6 +119,7 @@ impl Mamori {
             settings: opts.settings,
             data_dir: opts.data_dir,
             dummy_hash: auth::hash_password(&dummy)?,
+            webauthn,
         }))
     }
 

@@ -56,6 +56,10 @@ pub fn routes() -> Router<AppState> {
         .route("/users", get(users_page).post(user_create))
         .route("/account", get(account_page))
         .route("/account/totp", post(totp_enable))
+        .route("/account/passkeys/start", post(passkey_register_start))
+        .route("/account/passkeys/finish", post(passkey_register_finish))
+        .route("/login/passkey/start", post(passkey_login_start))
+        .route("/login/passkey/finish", post(passkey_login_finish))
 }
 
 fn asset(ct: &'static str, body: &'static str) -> Response {
@@ -916,6 +920,7 @@ async fn user_create(State(st): State<AppState>, s: ConsoleSession, Form(form): 
 #[template(path = "account.html")]
 struct AccountPage<'a> {
     c: Chrome<'a>,
+    passkeys: Vec<mamori_core::passkey::PasskeyRow>,
     totp_enabled: bool,
     secret: String,
     url: String,
@@ -933,7 +938,8 @@ async fn account_render(st: &AppState, s: &ConsoleSession, errors: HashMap<Strin
         None => mamori_core::auth::new_totp_secret(&p.login).unwrap_or_default(),
     };
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    render(&AccountPage { c: chrome(st, s, "account"), totp_enabled: enabled, secret, url, errors: FieldErrors(errors) }, status)
+    let passkeys = st.app.list_passkeys(p).await.unwrap_or_default();
+    render(&AccountPage { c: chrome(st, s, "account"), passkeys, totp_enabled: enabled, secret, url, errors: FieldErrors(errors) }, status)
 }
 
 async fn account_page(State(st): State<AppState>, s: ConsoleSession) -> Response {
@@ -959,5 +965,124 @@ async fn totp_enable(State(st): State<AppState>, s: ConsoleSession, Form(form): 
             let _ = e.take::<()>("totp", Err(err));
             account_render(&st, &s, e.0, Some(secret)).await
         }
+    }
+}
+
+// ---------- passkeys ----------
+
+fn header_csrf_ok(s: &ConsoleSession, headers: &HeaderMap) -> bool {
+    let given = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+    Mamori::csrf_ok(&s.state.csrf, given)
+}
+
+fn json_error(e: CoreError) -> Response {
+    crate::error::WebError::from(e).into_response()
+}
+
+async fn passkey_register_start(State(st): State<AppState>, s: ConsoleSession, headers: HeaderMap) -> Response {
+    let p = match unlocked(&s) {
+        Ok(p) => p.clone(),
+        Err(r) => return r,
+    };
+    if !header_csrf_ok(&s, &headers) {
+        return (StatusCode::FORBIDDEN, "CSRF").into_response();
+    }
+    match st.app.passkey_register_start(&p).await {
+        Ok((ceremony, options)) => axum::Json(serde_json::json!({"ceremony": ceremony, "options": options})).into_response(),
+        Err(e) => json_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PasskeyFinish {
+    ceremony: String,
+    credential: serde_json::Value,
+    #[serde(default)]
+    name: String,
+}
+
+async fn passkey_register_finish(
+    State(st): State<AppState>,
+    s: ConsoleSession,
+    headers: HeaderMap,
+    body: Result<axum::Json<PasskeyFinish>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let p = match unlocked(&s) {
+        Ok(p) => p.clone(),
+        Err(r) => return r,
+    };
+    if !header_csrf_ok(&s, &headers) {
+        return (StatusCode::FORBIDDEN, "CSRF").into_response();
+    }
+    let Ok(axum::Json(b)) = body else { return (StatusCode::BAD_REQUEST, "bad request").into_response() };
+    match st.app.passkey_register_finish(&p, &b.ceremony, b.credential, &b.name).await {
+        Ok(id) => axum::Json(serde_json::json!({"id": id})).into_response(),
+        Err(e) => json_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PasskeyLoginStart {
+    login: String,
+    csrf: String,
+}
+
+fn pre_csrf_ok(headers: &HeaderMap, given: &str) -> bool {
+    let cookie_pre = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().strip_prefix("mamori_pre="))
+        .next()
+        .unwrap_or("");
+    !cookie_pre.is_empty() && Mamori::csrf_ok(cookie_pre, given)
+}
+
+async fn passkey_login_start(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    body: Result<axum::Json<PasskeyLoginStart>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(axum::Json(b)) = body else { return (StatusCode::BAD_REQUEST, "bad request").into_response() };
+    if !pre_csrf_ok(&headers, &b.csrf) {
+        return (StatusCode::FORBIDDEN, "CSRF").into_response();
+    }
+    match st.app.passkey_login_start(&b.login, Some(addr.ip().to_string())).await {
+        Ok((ceremony, options)) => axum::Json(serde_json::json!({"ceremony": ceremony, "options": options})).into_response(),
+        Err(e) => json_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PasskeyLoginFinish {
+    ceremony: String,
+    credential: serde_json::Value,
+    csrf: String,
+    #[serde(default)]
+    lang: String,
+}
+
+async fn passkey_login_finish(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    body: Result<axum::Json<PasskeyLoginFinish>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(axum::Json(b)) = body else { return (StatusCode::BAD_REQUEST, "bad request").into_response() };
+    if !pre_csrf_ok(&headers, &b.csrf) {
+        return (StatusCode::FORBIDDEN, "CSRF").into_response();
+    }
+    match st.app.passkey_login_finish(&b.ceremony, b.credential, Some(addr.ip().to_string()), SessionKind::Console).await {
+        Ok(session) => {
+            let _ = st.app.set_session_lang(&session.token, if b.lang == "en" { "en" } else { "ja" }).await;
+            let mut r = axum::Json(serde_json::json!({"redirect": "/"})).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("{}={}{}", st.session_cookie(), session.token, st.cookie_attrs())) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(e) => json_error(e),
     }
 }

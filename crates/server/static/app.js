@@ -49,4 +49,75 @@
     el.addEventListener("copy", function (e) { e.preventDefault(); });
     el.addEventListener("contextmenu", function (e) { e.preventDefault(); });
   });
+  // Passkeys (WebAuthn): the server's options carry base64url strings; the browser wants bytes.
+  function b64uToBuf(s) {
+    s = s.replace(/-/g, "+").replace(/_/g, "/");
+    while (s.length % 4) s += "=";
+    var bin = atob(s), a = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) a[i] = bin.charCodeAt(i);
+    return a.buffer;
+  }
+  function bufToB64u(b) {
+    if (!b) return null;
+    var a = new Uint8Array(b), s = "";
+    for (var i = 0; i < a.length; i++) s += String.fromCharCode(a[i]);
+    return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  function postJSON(url, body, csrf) {
+    var h = { "Content-Type": "application/json" };
+    if (csrf) h["X-CSRF-Token"] = csrf;
+    return fetch(url, { method: "POST", headers: h, body: JSON.stringify(body), credentials: "same-origin" })
+      .then(function (r) { return r.json().then(function (j) { if (!r.ok) throw new Error(j.message || r.status); return j; }); });
+  }
+  function status(msg) { var el = document.getElementById("passkey-status"); if (el) el.textContent = msg; }
+  var reg = document.getElementById("passkey-register");
+  if (reg) {
+    reg.addEventListener("click", function () {
+      var csrf = reg.getAttribute("data-csrf");
+      postJSON("/account/passkeys/start", {}, csrf).then(function (start) {
+        var o = start.options.publicKey;
+        o.challenge = b64uToBuf(o.challenge);
+        o.user.id = b64uToBuf(o.user.id);
+        (o.excludeCredentials || []).forEach(function (c) { c.id = b64uToBuf(c.id); });
+        return navigator.credentials.create({ publicKey: o }).then(function (cred) {
+          return postJSON("/account/passkeys/finish", {
+            ceremony: start.ceremony,
+            name: (document.getElementById("passkey-name") || {}).value || "passkey",
+            credential: {
+              id: cred.id, rawId: bufToB64u(cred.rawId), type: cred.type,
+              response: { attestationObject: bufToB64u(cred.response.attestationObject), clientDataJSON: bufToB64u(cred.response.clientDataJSON) },
+              extensions: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {}
+            }
+          }, csrf);
+        });
+      }).then(function () { window.location.reload(); }, function (e) { status(String(e.message || e)); });
+    });
+  }
+  var login = document.getElementById("passkey-login");
+  if (login) {
+    login.addEventListener("click", function () {
+      var csrf = login.getAttribute("data-csrf");
+      var name = (document.getElementById("login") || {}).value || "";
+      postJSON("/login/passkey/start", { login: name, csrf: csrf }).then(function (start) {
+        var o = start.options.publicKey;
+        o.challenge = b64uToBuf(o.challenge);
+        (o.allowCredentials || []).forEach(function (c) { c.id = b64uToBuf(c.id); });
+        return navigator.credentials.get({ publicKey: o }).then(function (cred) {
+          return postJSON("/login/passkey/finish", {
+            ceremony: start.ceremony, csrf: csrf, lang: login.getAttribute("data-lang"),
+            credential: {
+              id: cred.id, rawId: bufToB64u(cred.rawId), type: cred.type,
+              response: {
+                authenticatorData: bufToB64u(cred.response.authenticatorData),
+                clientDataJSON: bufToB64u(cred.response.clientDataJSON),
+                signature: bufToB64u(cred.response.signature),
+                userHandle: bufToB64u(cred.response.userHandle)
+              },
+              extensions: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {}
+            }
+          });
+        });
+      }).then(function (r) { window.location.href = r.redirect || "/"; }, function (e) { status(String(e.message || e)); });
+    });
+  }
 })();

@@ -97,16 +97,17 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
             (Some(name), url)
         }
     };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let clock = TestClock::new(start_time());
     let mut opts = OpenOptions::new(dir.path());
     opts.database_url = Some(url.clone());
     opts.clock = Arc::new(clock.clone());
-    opts.settings = Settings::default();
+    // Passkeys need a host name, not an IP: browsers reach the test server as localhost.
+    opts.settings = Settings { public_url: Some(format!("http://localhost:{}", addr.port())), ..Settings::default() };
     let app = Mamori::open(opts).await.expect("open mamori");
     app.create_user(None, "admin", "管理者", &[Role::Admin], ADMIN_PASSWORD).await.expect("admin");
     let admin_token = app.create_token(None, "admin", "tests").await.expect("token");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let state = mamori_server::AppState::new(app.clone(), false);
     tokio::spawn(async move {
@@ -134,6 +135,10 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+    /// The same server by host name (the origin passkeys are bound to).
+    pub fn localhost_url(&self, path: &str) -> String {
+        format!("http://localhost:{}{}", self.addr.port(), path)
     }
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()

@@ -84,6 +84,18 @@ impl Browser {
         r["value"].clone()
     }
 
+    /// Adds a virtual CTAP2 authenticator with user verification (a passkey device).
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let v = self
+            .post(
+                "/webauthn/authenticator",
+                json!({"protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+                       "hasUserVerification": true, "isUserConsenting": true, "isUserVerified": true}),
+            )
+            .await;
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
     pub async fn goto(&self, url: &str) {
         self.post("/url", json!({"url": url})).await;
     }
