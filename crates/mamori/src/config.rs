@@ -46,6 +46,9 @@ pub struct Config {
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub centre_name: String,
+    /// The address people type to reach the console; its host name is the passkey
+    /// relying-party id (a name such as `localhost` or `mamori.example.co.jp`, not an IP).
+    pub public_url: String,
     pub idle_timeout_secs: i64,
     pub absolute_timeout_secs: i64,
     pub lockout_threshold: i64,
@@ -66,6 +69,7 @@ impl Default for Config {
             tls_cert_file: None,
             tls_key_file: None,
             centre_name: "mamori.local".into(),
+            public_url: "http://localhost:8080".into(),
             idle_timeout_secs: 300,
             absolute_timeout_secs: 12 * 3600,
             lockout_threshold: 5,
@@ -120,6 +124,7 @@ impl Config {
             absolute_timeout: Duration::seconds(self.absolute_timeout_secs.max(60)),
             lockout_threshold: self.lockout_threshold.max(1),
             lockout_for: Duration::seconds(self.lockout_secs.max(1)),
+            public_url: Some(self.public_url.clone()).filter(|u| !u.is_empty()),
             ..Settings::default()
         }
     }

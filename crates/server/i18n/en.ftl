@@ -105,3 +105,4 @@ passkey-help = Sign in without a password with a passkey protected by biometrics
 passkey-register = Register a passkey
 passkey-login = Sign in with a passkey (enter your login first)
 passkey-done = Passkey registered
+roles-edit = Assign roles (by position and duties)

@@ -105,3 +105,4 @@ passkey-help = 生体認証やPINで守られたパスキーで、パスワー�
 passkey-register = パスキーを登録
 passkey-login = パスキーでサインイン（ログインIDを入力してから）
 passkey-done = パスキーを登録しました
+roles-edit = ロールの割り当て（職位・担務に応じて）

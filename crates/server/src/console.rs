@@ -54,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ledger/proof", get(ledger_proof))
         .route("/ledger/reviews", post(review_create))
         .route("/users", get(users_page).post(user_create))
+        .route("/users/roles", post(user_roles))
         .route("/account", get(account_page))
         .route("/account/totp", post(totp_enable))
         .route("/account/passkeys/start", post(passkey_register_start))
@@ -1084,5 +1085,35 @@ async fn passkey_login_finish(
             r
         }
         Err(e) => json_error(e),
+    }
+}
+
+async fn user_roles(State(st): State<AppState>, s: ConsoleSession, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = match unlocked(&s) {
+        Ok(p) => p.clone(),
+        Err(r) => return r,
+    };
+    if let Err(r) = csrf_ok(&s, &form) {
+        return r;
+    }
+    let Some(user_id) = form.get("user_id").and_then(|v| v.parse::<i64>().ok()) else {
+        return (StatusCode::BAD_REQUEST, "user_id").into_response();
+    };
+    let roles: Vec<Role> = Role::ALL.iter().copied().filter(|r| form.contains_key(&format!("role_{}", r.as_str()))).collect();
+    match st.app.set_roles(&p, user_id, &roles).await {
+        // Changing one's own roles ends one's own sessions too: sign in again.
+        Ok(()) if user_id == p.user_id => Redirect::to("/login").into_response(),
+        Ok(()) => Redirect::to("/users").into_response(),
+        Err(err) => {
+            let mut e = Errs::default();
+            let page_error = match err {
+                CoreError::ReauthRequired => Some(st.i18n.t(&s.state.lang, "reauth-required")),
+                other => {
+                    e.0.insert("roles".into(), crate::error::WebError::from(other).body.message);
+                    None
+                }
+            };
+            users_render(&st, &s, e.0, page_error, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
     }
 }

@@ -80,6 +80,17 @@ async fn console_day_one() {
         assert!(actions.iter().any(|x| x == a), "{a} missing");
     }
 
+    // Roles are assigned in the console (a privilege change: recorded).
+    app.app.create_user(None, "yamada", "山田 太郎", &[mamori_core::types::Role::Operator], ADMIN_PASSWORD).await.unwrap();
+    b.goto(&app.url("/users")).await;
+    b.select("#roles-user", "2").await;
+    b.click("input[name=role_reception]").await;
+    b.click("input[name=role_dept_manager]").await;
+    b.click("#roles-submit").await;
+    assert!(b.wait_for_text("受付・警備").await);
+    assert!(b.text("#users-table").await.contains("部門責任者"));
+    assert!(app.actions().await.iter().any(|a| a == "user.roles_set"));
+
     // The ledger page verifies on demand (htmx partial).
     b.goto(&app.url("/ledger")).await;
     b.click("#verify-now").await;
