@@ -286,20 +286,25 @@ struct LockPage<'a> {
     error: Option<String>,
 }
 
+/// The lock screen of a locked session (GET changes nothing; an unlocked session goes home).
 async fn lock_page(State(st): State<AppState>, s: ConsoleSession) -> Response {
     if !s.state.locked {
-        // Reached by the idle timer in the browser: lock on the server too. Locking only
-        // reduces access, so it is safe on GET (a cross-site GET cannot carry the Strict cookie).
-        let _ = st.app.lock_session(&s.token).await;
+        return Redirect::to("/").into_response();
     }
     render(&LockPage { c: chrome(&st, &s, ""), error: None }, StatusCode::OK)
 }
 
+/// Locks the session now: the lock button, or the browser's idle timer (DATA-8).
 async fn lock_now(State(st): State<AppState>, s: ConsoleSession, Form(form): Form<HashMap<String, String>>) -> Response {
     if let Err(r) = csrf_ok(&s, &form) {
         return r;
     }
-    lock_page(State(st), s).await
+    if let Err(e) = st.app.lock_session(&s.token).await {
+        return json_error(e);
+    }
+    let ev = mamori_ledger::Event::new(st.app.clock.now(), s.state.principal.actor(), "session.lock");
+    let _ = st.app.ledger.append(ev).await;
+    Redirect::to("/lock").into_response()
 }
 
 async fn unlock(

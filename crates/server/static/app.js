@@ -37,7 +37,11 @@
     var timer;
     var reset = function () {
       clearTimeout(timer);
-      timer = setTimeout(function () { window.location.href = "/lock"; }, idle);
+      // Submits the CSRF-protected lock form: the server locks the session (POST, never GET).
+      timer = setTimeout(function () {
+        var b = document.getElementById("lock-now");
+        if (b) { b.click(); } else { window.location.href = "/lock"; }
+      }, idle);
     };
     ["mousemove", "keydown", "click", "scroll", "touchstart"].forEach(function (e) {
       document.addEventListener(e, reset, { passive: true });

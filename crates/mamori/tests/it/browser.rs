@@ -80,6 +80,17 @@ async fn console_day_one() {
         assert!(actions.iter().any(|x| x == a), "{a} missing");
     }
 
+    // The lock button locks at once; the password unlocks.
+    b.click("#lock-now").await;
+    assert!(b.text("#lock-title").await.contains("ロック"));
+    b.goto(&app.url("/places")).await;
+    assert!(b.url().await.ends_with("/lock"), "locked sessions see nothing else");
+    b.fill("#password", ADMIN_PASSWORD).await;
+    b.click("#unlock-submit").await;
+    assert_eq!(b.text("#who").await, "管理者");
+    b.goto(&app.url("/lock")).await;
+    assert!(!b.url().await.ends_with("/lock"), "GET /lock does not lock");
+
     // Roles are assigned in the console (a privilege change: recorded).
     app.app.create_user(None, "yamada", "山田 太郎", &[mamori_core::types::Role::Operator], ADMIN_PASSWORD).await.unwrap();
     b.goto(&app.url("/users")).await;
