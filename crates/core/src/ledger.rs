@@ -27,7 +27,8 @@ use crate::error::{CoreError, Result};
 
 pub const CENTRE_LOG: i64 = 1;
 const MAX_BATCH: usize = 8192;
-const ROWS_PER_INSERT: usize = 100;
+/// Rows per multi-row INSERT (8 parameters each; SQLite allows 32,766 per statement).
+pub const ROWS_PER_INSERT: usize = 10;
 
 /// One stored entry, as search returns it.
 #[derive(Debug, Clone, Serialize)]

@@ -59,7 +59,7 @@ pub async fn ledger(events: u64, proof_tree: u64) -> anyhow::Result<()> {
     let t0 = Instant::now();
     for (b, chunk) in rows.chunks(8192).enumerate() {
         let mut tx = plain.db.pool.begin().await?;
-        for (c, sub) in chunk.chunks(100).enumerate() {
+        for (c, sub) in chunk.chunks(mamori_core::ledger::ROWS_PER_INSERT).enumerate() {
             let mut sql = String::from("INSERT INTO plain VALUES ");
             for i in 0..sub.len() {
                 let k = i * 7;
@@ -70,7 +70,7 @@ pub async fn ledger(events: u64, proof_tree: u64) -> anyhow::Result<()> {
             }
             let mut q = sqlx::query(&sql);
             for (i, r) in sub.iter().enumerate() {
-                let idx = (b * 8192 + c * 100 + i) as i64;
+                let idx = (b * 8192 + c * mamori_core::ledger::ROWS_PER_INSERT + i) as i64;
                 q = q.bind(1i64).bind(idx).bind(r.as_slice()).bind(idx).bind("door.entry").bind("person:1").bind("door:D001");
             }
             q.execute(&mut *tx).await?;

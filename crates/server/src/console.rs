@@ -279,6 +279,11 @@ async fn logout(State(st): State<AppState>, s: ConsoleSession, Form(form): Form<
     r
 }
 
+/// The lock screen shows no navigation and nothing of the session but the user's name.
+fn lock_chrome<'a>(st: &'a AppState, s: &ConsoleSession) -> Chrome<'a> {
+    Chrome { signed_in: false, idle_ms: 0, ..chrome(st, s, "") }
+}
+
 #[derive(Template)]
 #[template(path = "lock.html")]
 struct LockPage<'a> {
@@ -291,7 +296,7 @@ async fn lock_page(State(st): State<AppState>, s: ConsoleSession) -> Response {
     if !s.state.locked {
         return Redirect::to("/").into_response();
     }
-    render(&LockPage { c: chrome(&st, &s, ""), error: None }, StatusCode::OK)
+    render(&LockPage { c: lock_chrome(&st, &s), error: None }, StatusCode::OK)
 }
 
 /// Locks the session now: the lock button, or the browser's idle timer (DATA-8).
@@ -320,7 +325,7 @@ async fn unlock(
         Ok(()) => Redirect::to("/").into_response(),
         Err(_) => {
             let msg = st.i18n.t(&s.state.lang, "login-failed");
-            render(&LockPage { c: chrome(&st, &s, ""), error: Some(msg) }, StatusCode::UNAUTHORIZED)
+            render(&LockPage { c: lock_chrome(&st, &s), error: Some(msg) }, StatusCode::UNAUTHORIZED)
         }
     }
 }

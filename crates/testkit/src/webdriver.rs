@@ -175,6 +175,17 @@ impl Browser {
         false
     }
 
+    /// Waits up to 5 s until the element's text contains `needle`.
+    pub async fn wait_for_in(&self, css: &str, needle: &str) -> bool {
+        for _ in 0..50 {
+            if self.exists(css).await && self.text(css).await.contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     pub async fn screenshot(&self, path: &std::path::Path) {
         let b64 = self.get("/screenshot").await;
         if let Some(s) = b64.as_str() {

@@ -27,7 +27,7 @@ async fn console_day_one() {
     b.fill("#login", "admin").await;
     b.fill("#password", ADMIN_PASSWORD).await;
     b.click("#login-submit").await;
-    assert_eq!(b.text("#who").await, "管理者");
+    assert!(b.wait_for_in("#who", "管理者").await);
     b.screenshot(&shots.join("dashboard.png")).await;
 
     // Add a zone; a bad one shows its error next to the field.
@@ -40,7 +40,7 @@ async fn console_day_one() {
     b.fill("#zone-name", "高セキュリティエリア1").await;
     b.select("#zone-level", "high").await;
     b.click("#zone-submit").await;
-    assert!(b.wait_for_text("高セキュリティエリア1").await);
+    assert!(b.wait_for_in("#zones-table", "高セキュリティエリア1").await);
     assert!(b.text("#zones-table").await.contains("高セキュリティエリア"));
 
     // Add a person.
@@ -50,7 +50,7 @@ async fn console_day_one() {
     b.select("#kind", "part_time").await;
     b.fill("#duties", "給与計算").await;
     b.click("#person-submit").await;
-    assert!(b.wait_for_text("田中 花子").await);
+    assert!(b.wait_for_in("#people-table", "田中 花子").await);
     assert!(b.text("#people-table").await.contains("パート・アルバイト"));
     b.screenshot(&shots.join("people.png")).await;
 
@@ -72,7 +72,7 @@ async fn console_day_one() {
     assert!(b.text("#lock-error").await.contains("正しくありません"));
     b.fill("#password", ADMIN_PASSWORD).await;
     b.click("#unlock-submit").await;
-    assert_eq!(b.text("#who").await, "管理者");
+    assert!(b.wait_for_in("#who", "管理者").await);
     b.goto(&app.url("/people")).await;
     assert!(b.text("#people-table").await.contains("田中 花子"));
     let actions = app.actions().await;
@@ -87,7 +87,7 @@ async fn console_day_one() {
     assert!(b.url().await.ends_with("/lock"), "locked sessions see nothing else");
     b.fill("#password", ADMIN_PASSWORD).await;
     b.click("#unlock-submit").await;
-    assert_eq!(b.text("#who").await, "管理者");
+    assert!(b.wait_for_in("#who", "管理者").await);
     b.goto(&app.url("/lock")).await;
     assert!(!b.url().await.ends_with("/lock"), "GET /lock does not lock");
 
@@ -98,8 +98,8 @@ async fn console_day_one() {
     b.click("input[name=role_reception]").await;
     b.click("input[name=role_dept_manager]").await;
     b.click("#roles-submit").await;
-    assert!(b.wait_for_text("受付・警備").await);
-    assert!(b.text("#users-table").await.contains("部門責任者"));
+    assert!(b.wait_for_in("#users-table", "部門責任者").await);
+    assert!(b.text("#users-table").await.contains("受付・警備"));
     assert!(app.actions().await.iter().any(|a| a == "user.roles_set"));
 
     // The ledger page verifies on demand (htmx partial).
@@ -123,11 +123,11 @@ async fn passkey_registration_and_sign_in() {
     assert!(b.wait_for_text("wrong login").await, "a clear refusal");
     b.fill("#password", ADMIN_PASSWORD).await;
     b.click("#login-submit").await;
-    assert_eq!(b.text("#who").await, "管理者");
+    assert!(b.wait_for_in("#who", "管理者").await);
     b.goto(&app.localhost_url("/account")).await;
     b.fill("#passkey-name", "受付PCの指紋").await;
     b.click("#passkey-register").await;
-    assert!(b.wait_for_text("受付PCの指紋").await, "{}", b.text("#passkey-status").await);
+    assert!(b.wait_for_in("#passkeys-table", "受付PCの指紋").await, "{}", b.text("#passkey-status").await);
     b.click("#logout").await;
     b.fill("#login", "admin").await;
     b.click("#passkey-login").await;
@@ -137,7 +137,7 @@ async fn passkey_registration_and_sign_in() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(b.text("#who").await, "管理者", "{}", b.source().await.chars().take(2000).collect::<String>());
+    assert!(b.wait_for_in("#who", "管理者").await, "{}", b.source().await.chars().take(2000).collect::<String>());
     let logins = app.json("/api/v1/ledger/events?action=session.login").await;
     assert!(logins.as_array().unwrap().iter().any(|e| e["event"]["detail"]["second_factor"] == "passkey"));
     let actions = app.actions().await;
