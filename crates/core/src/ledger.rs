@@ -467,7 +467,7 @@ impl LedgerService {
     /// client checkpoints that the centre log attests. `progress(done, total)` is called as
     /// entries are read.
     pub async fn verify_all(&self, mut progress: impl FnMut(u64, u64)) -> Result<VerifyReport> {
-        let at = mamori_ledger::event::timestamps(self.clock.now()).0;
+        let at = mamori_ledger::event::timestamps(self.clock.now()).1;
         let logs = self.logs().await?;
         let total: u64 = logs.iter().map(|l| l.2 as u64).sum();
         let mut done = 0u64;

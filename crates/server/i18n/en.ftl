@@ -106,3 +106,4 @@ passkey-register = Register a passkey
 passkey-login = Sign in with a passkey (enter your login first)
 passkey-done = Passkey registered
 roles-edit = Assign roles (by position and duties)
+ledger-centre = Whole centre

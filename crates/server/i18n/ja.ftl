@@ -106,3 +106,4 @@ passkey-register = パスキーを登録
 passkey-login = パスキーでサインイン（ログインIDを入力してから）
 passkey-done = パスキーを登録しました
 roles-edit = ロールの割り当て（職位・担務に応じて）
+ledger-centre = センター全体

@@ -323,3 +323,34 @@ async fn review_sign_off(app: TestApp) {
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert!(app.actions().await.iter().any(|a| a == "ledger.review"));
 }
+
+/// The console pages carry no inline script or style (the CSP forbids both, so they would not
+/// work), and every page has the security headers.
+#[tokio::test]
+async fn console_pages_obey_their_csp() {
+    let app = mamori_testkit::spawn_app(mamori_testkit::Backend::Sqlite).await.unwrap();
+    let jar = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let login = jar.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = login.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let r = jar
+        .post(app.url("/login"))
+        .form(&[("login", "admin"), ("password", ADMIN_PASSWORD), ("csrf", &csrf), ("lang", "ja")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for page in ["/", "/people", "/places", "/org", "/ledger", "/users", "/account", "/login"] {
+        let r = jar.get(app.url(page)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{page}");
+        let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+        assert_eq!(r.headers()["cache-control"], "no-store", "{page}");
+        let html = r.text().await.unwrap();
+        assert!(!html.contains(" style=\""), "{page} has an inline style");
+        assert!(!html.contains("<script>") && !html.contains(" onclick="), "{page} has an inline script");
+    }
+    // a form without the CSRF token changes nothing
+    let r = jar.post(app.url("/places/zones")).form(&[("code", "X1"), ("name", "x"), ("level", "high")]).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(app.json("/api/v1/zones").await.as_array().unwrap().is_empty());
+}
