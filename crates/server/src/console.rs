@@ -191,8 +191,7 @@ fn lang_of(headers: &HeaderMap, q: Option<&str>) -> String {
     if let Some(l) = q {
         return if l == "en" { "en".into() } else { "ja".into() };
     }
-    let c = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if c.split(';').any(|kv| kv.trim() == "mamori_lang=en") { "en".into() } else { "ja".into() }
+    if crate::cookie_in(headers, "mamori_lang") == Some("en") { "en".into() } else { "ja".into() }
 }
 
 // ---------- sign-in, lock, language ----------
@@ -232,16 +231,7 @@ async fn login_submit(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let lang = lang_of(&headers, form.get("lang").map(String::as_str));
-    let cookie_pre = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().strip_prefix("mamori_pre="))
-        .next()
-        .unwrap_or("")
-        .to_owned();
-    if cookie_pre.is_empty() || !Mamori::csrf_ok(&cookie_pre, &field(&form, "csrf")) {
+    if !pre_csrf_ok(&headers, &field(&form, "csrf")) {
         return login_response(&st, lang, Some("CSRF".into()), String::new(), StatusCode::FORBIDDEN);
     }
     let login = field(&form, "login");
@@ -1038,15 +1028,10 @@ struct PasskeyLoginStart {
     csrf: String,
 }
 
+/// Before sign-in there is no session: the sign-in forms use a double-submit token, a random
+/// value in a SameSite=Strict cookie that the form must repeat.
 fn pre_csrf_ok(headers: &HeaderMap, given: &str) -> bool {
-    let cookie_pre = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().strip_prefix("mamori_pre="))
-        .next()
-        .unwrap_or("");
+    let cookie_pre = crate::cookie_in(headers, "mamori_pre").unwrap_or("");
     !cookie_pre.is_empty() && Mamori::csrf_ok(cookie_pre, given)
 }
 

@@ -79,8 +79,12 @@ pub fn client_addr(parts: &Parts) -> Option<String> {
 }
 
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+    cookie_in(&parts.headers, name)
+}
+
+/// A cookie's value from request headers.
+pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())

@@ -108,28 +108,8 @@ impl Browser {
         self.get("/source").await.as_str().unwrap_or_default().to_owned()
     }
 
-    /// Finds an element by CSS selector, waiting up to 5 s for it to appear.
-    pub async fn find(&self, css: &str) -> String {
-        for _ in 0..50 {
-            let r: Value = self
-                .http
-                .post(self.u("/element"))
-                .json(&json!({"using": "css selector", "value": css}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if let Some(id) = r["value"][ELEMENT].as_str() {
-                return id.to_owned();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("element {css} not found in {}", self.source().await.chars().take(3000).collect::<String>());
-    }
-
-    pub async fn exists(&self, css: &str) -> bool {
+    /// The ids of the elements matching a CSS selector now.
+    async fn elements(&self, css: &str) -> Vec<String> {
         let r: Value = self
             .http
             .post(self.u("/elements"))
@@ -140,7 +120,22 @@ impl Browser {
             .json()
             .await
             .unwrap();
-        r["value"].as_array().is_some_and(|a| !a.is_empty())
+        r["value"].as_array().map(|a| a.iter().filter_map(|e| e[ELEMENT].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    }
+
+    /// Finds an element by CSS selector, waiting up to 5 s for it to appear.
+    pub async fn find(&self, css: &str) -> String {
+        for _ in 0..50 {
+            if let Some(id) = self.elements(css).await.into_iter().next() {
+                return id;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("element {css} not found in {}", self.source().await.chars().take(3000).collect::<String>());
+    }
+
+    pub async fn exists(&self, css: &str) -> bool {
+        !self.elements(css).await.is_empty()
     }
 
     pub async fn click(&self, css: &str) {
