@@ -181,28 +181,74 @@ async fn append_batch(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec<
     append_encoded(conn, events, encoded).await
 }
 
-async fn append_encoded(conn: &mut AnyConnection, events: &[Event], encoded: Vec<(Vec<u8>, [u8; 32])>) -> Result<Vec<u64>> {
+/// The time (ms) of the entry just before `next` in `log`, if any.
+async fn last_ts(conn: &mut AnyConnection, log: i64, next: i64) -> Result<i64> {
+    if next == 0 {
+        return Ok(i64::MIN);
+    }
+    let row: Option<(i64,)> = sqlx::query_as("SELECT ts FROM ledger_entries WHERE log_id = $1 AND idx = $2")
+        .bind(log)
+        .bind(next - 1)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map_or(i64::MIN, |r| r.0))
+}
+
+/// Appends events with their precomputed encodings. Runs under the row locks of every log it
+/// touches, which also makes time monotonic: an event is recorded no earlier than the last
+/// entry of each of its logs (an event built a moment before another may commit after it), so
+/// a client can rely on time order when it checks that an export left nothing out.
+async fn append_encoded(conn: &mut AnyConnection, events: &[Event], mut encoded: Vec<(Vec<u8>, [u8; 32])>) -> Result<Vec<u64>> {
     let first = reserve(conn, CENTRE_LOG, events.len() as i64).await?;
-    let mut rows = Vec::with_capacity(events.len());
     let mut by_client: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, ev) in events.iter().enumerate() {
         if let Some(c) = &ev.client {
             by_client.entry(c.as_str()).or_default().push(i);
         }
     }
-    let mut client_rows = Vec::new();
+    // (log, first index, events) of each client log, and the last time of every log.
+    let mut clients = Vec::new();
+    let mut floor: HashMap<i64, i64> = HashMap::new();
+    floor.insert(CENTRE_LOG, last_ts(conn, CENTRE_LOG, first).await?);
     for (code, idxs) in by_client {
         let log = client_log(conn, code).await?;
         let start = reserve(conn, log, idxs.len() as i64).await?;
-        for (k, i) in idxs.into_iter().enumerate() {
-            let (b, h) = &encoded[i];
-            client_rows.push(row_with_hash(log, start + k as i64, &events[i], b.clone(), *h));
+        floor.insert(log, last_ts(conn, log, start).await?);
+        clients.push((log, start, idxs));
+    }
+    let log_of: HashMap<usize, i64> = clients.iter().flat_map(|(log, _, idxs)| idxs.iter().map(move |i| (*i, *log))).collect();
+    let mut events: Vec<std::borrow::Cow<'_, Event>> = events.iter().map(std::borrow::Cow::Borrowed).collect();
+    for (i, ev) in events.iter_mut().enumerate() {
+        let own = ev.at().map_or(0, |t| t.timestamp_millis());
+        let client = log_of.get(&i).copied();
+        let min = floor[&CENTRE_LOG].max(client.map_or(i64::MIN, |l| floor[&l]));
+        let ms = if own < min {
+            let at = DateTime::from_timestamp_millis(min).unwrap_or_default();
+            let (ts, jst) = mamori_ledger::event::timestamps(at);
+            let e = ev.to_mut();
+            e.ts = ts;
+            e.jst = jst;
+            let b = e.encode();
+            encoded[i] = (b.clone(), leaf_hash(&b));
+            min
+        } else {
+            own
+        };
+        floor.insert(CENTRE_LOG, ms);
+        if let Some(l) = client {
+            floor.insert(l, ms);
+        }
+    }
+    let mut rows = Vec::with_capacity(events.len() + log_of.len());
+    for (log, start, idxs) in &clients {
+        for (k, i) in idxs.iter().enumerate() {
+            let (b, h) = &encoded[*i];
+            rows.push(row_with_hash(*log, start + k as i64, &events[*i], b.clone(), *h));
         }
     }
     for (i, (ev, (b, h))) in events.iter().zip(encoded).enumerate() {
         rows.push(row_with_hash(CENTRE_LOG, first + i as i64, ev, b, h));
     }
-    rows.extend(client_rows);
     insert_rows(conn, &rows).await?;
     Ok((0..events.len()).map(|i| (first + i as i64) as u64).collect())
 }

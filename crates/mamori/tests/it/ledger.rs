@@ -326,3 +326,30 @@ async fn retention_prunes_but_tree_verifies(app: TestApp) {
     assert!(bundle.entries.iter().any(|e| e.pruned_leaf.is_some()));
     mamori_ledger::check_bundle(&bundle, &app.app.ledger.verifier()).unwrap();
 }
+
+both_backends! {
+    time_in_a_log_never_goes_back => time_in_a_log_never_goes_back;
+}
+
+/// An event built a moment before another can commit after it; the ledger records it no
+/// earlier than the entry before it, so that exports keep checking (their completeness rests
+/// on time order).
+async fn time_in_a_log_never_goes_back(app: TestApp) {
+    use mamori_ledger::Event;
+    app.post("/api/v1/clients", &json!({"code": "CARDCO", "name": "カード会社A"})).await;
+    let t = app.app.clock.now();
+    let sys = || mamori_core::auth::system_actor("test");
+    app.app.ledger.append(Event::new(t + chrono::Duration::seconds(10), sys(), "door.entry").client("CARDCO")).await.unwrap();
+    // built earlier, committed later: in both logs
+    app.app.ledger.append(Event::new(t, sys(), "door.exit").client("CARDCO")).await.unwrap();
+    app.app.ledger.append(Event::new(t + chrono::Duration::seconds(5), sys(), "door.exit")).await.unwrap();
+    for client in [None, Some("CARDCO".to_owned())] {
+        let rows = app.app.ledger.search(&mamori_core::ledger::SearchFilter { client, ..Default::default() }).await.unwrap();
+        let ts: Vec<_> = rows.iter().rev().map(|r| r.event.at().unwrap()).collect();
+        assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+    }
+    let rep = app.app.ledger.verify_all(|_, _| {}).await.unwrap();
+    assert!(rep.ok, "{:?}", rep.error);
+    let b = app.app.ledger.export_client("CARDCO", t - chrono::Duration::hours(1), t + chrono::Duration::hours(1)).await.unwrap();
+    mamori_ledger::check_bundle(&b, &app.app.ledger.verifier()).unwrap();
+}
