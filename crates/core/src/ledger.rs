@@ -96,14 +96,14 @@ struct Row {
     object: String,
 }
 
-fn row_with_hash(log: i64, idx: i64, ev: &Event, entry: Vec<u8>, hash: [u8; 32]) -> Row {
+fn row_with_hash(log: i64, idx: i64, ev: &Event, entry: Vec<u8>, hash: [u8; 32], ts: i64) -> Row {
     let hash = hash.to_vec();
     Row {
         log,
         idx,
         entry,
         hash,
-        ts: ev.at().map_or(0, |t| t.timestamp_millis()),
+        ts,
         action: ev.action.clone(),
         actor: format!("{}:{}", ev.actor.kind, ev.actor.id),
         object: ev.object.as_ref().map(|o| format!("{}:{}", o.kind, o.id)).unwrap_or_default(),
@@ -218,6 +218,7 @@ async fn append_encoded(conn: &mut AnyConnection, events: &[Event], mut encoded:
     }
     let log_of: HashMap<usize, i64> = clients.iter().flat_map(|(log, _, idxs)| idxs.iter().map(move |i| (*i, *log))).collect();
     let mut events: Vec<std::borrow::Cow<'_, Event>> = events.iter().map(std::borrow::Cow::Borrowed).collect();
+    let mut times = Vec::with_capacity(events.len());
     for (i, ev) in events.iter_mut().enumerate() {
         let own = ev.at().map_or(0, |t| t.timestamp_millis());
         let client = log_of.get(&i).copied();
@@ -234,6 +235,7 @@ async fn append_encoded(conn: &mut AnyConnection, events: &[Event], mut encoded:
         } else {
             own
         };
+        times.push(ms);
         floor.insert(CENTRE_LOG, ms);
         if let Some(l) = client {
             floor.insert(l, ms);
@@ -243,11 +245,11 @@ async fn append_encoded(conn: &mut AnyConnection, events: &[Event], mut encoded:
     for (log, start, idxs) in &clients {
         for (k, i) in idxs.iter().enumerate() {
             let (b, h) = &encoded[*i];
-            rows.push(row_with_hash(*log, start + k as i64, &events[*i], b.clone(), *h));
+            rows.push(row_with_hash(*log, start + k as i64, &events[*i], b.clone(), *h, times[*i]));
         }
     }
     for (i, (ev, (b, h))) in events.iter().zip(encoded).enumerate() {
-        rows.push(row_with_hash(CENTRE_LOG, first + i as i64, ev, b, h));
+        rows.push(row_with_hash(CENTRE_LOG, first + i as i64, ev, b, h, times[i]));
     }
     insert_rows(conn, &rows).await?;
     Ok((0..events.len()).map(|i| (first + i as i64) as u64).collect())
@@ -734,6 +736,9 @@ async fn writer_loop(db: Db, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
+        // In time order, so that only stragglers from before the previous batch need their
+        // time raised (and re-encoding); `ts` strings (fixed-width UTC) sort chronologically.
+        batch.sort_by(|a, b| a.event.ts.cmp(&b.event.ts));
         let mut events = Vec::with_capacity(batch.len());
         let mut encoded = Vec::with_capacity(batch.len());
         for p in &mut batch {
