@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/lock", get(lock_page).post(lock_now))
         .route("/unlock", post(unlock))
+        .route("/reauth", post(reauth))
         .route("/lang", post(set_lang))
         .route("/", get(dashboard))
         .route("/people", get(people_page).post(people_create))
@@ -79,6 +80,8 @@ pub struct Chrome<'a> {
     pub idle_ms: i64,
     pub active: &'static str,
     pub signed_in: bool,
+    /// Show the password re-check form (a sensitive action needs a fresh password check).
+    pub reauth: bool,
 }
 
 impl Chrome<'_> {
@@ -108,6 +111,7 @@ fn chrome<'a>(st: &'a AppState, s: &ConsoleSession, active: &'static str) -> Chr
         idle_ms: st.app.settings.idle_timeout.num_milliseconds(),
         active,
         signed_in: true,
+        reauth: false,
     }
 }
 
@@ -208,7 +212,7 @@ struct LoginPage<'a> {
 fn login_response(st: &AppState, lang: String, error: Option<String>, login: String, status: StatusCode) -> Response {
     let pre = mamori_core::auth::random_token("");
     let page = LoginPage {
-        c: Chrome { i18n: &st.i18n, lang, user: String::new(), csrf: String::new(), idle_ms: 0, active: "", signed_in: false },
+        c: Chrome { i18n: &st.i18n, lang, user: String::new(), csrf: String::new(), idle_ms: 0, active: "", signed_in: false, reauth: false },
         error,
         pre_csrf: pre.clone(),
         login,
@@ -883,7 +887,9 @@ async fn users_render(st: &AppState, s: &ConsoleSession, errors: HashMap<String,
         Ok(u) => u,
         Err(e) => return crate::error::WebError::from(e).into_response(),
     };
-    render(&UsersPage { c: chrome(st, s, "users"), users, roles: Role::ALL, errors: FieldErrors(errors), error }, status)
+    let reauth_msg = st.i18n.t(&s.state.lang, "reauth-required");
+    let c = Chrome { reauth: error.as_deref() == Some(reauth_msg.as_str()), ..chrome(st, s, "users") };
+    render(&UsersPage { c, users, roles: Role::ALL, errors: FieldErrors(errors), error }, status)
 }
 
 async fn users_page(State(st): State<AppState>, s: ConsoleSession) -> Response {
@@ -1110,5 +1116,25 @@ async fn user_roles(State(st): State<AppState>, s: ConsoleSession, Form(form): F
             };
             users_render(&st, &s, e.0, page_error, StatusCode::UNPROCESSABLE_ENTITY).await
         }
+    }
+}
+
+/// Re-checks the password of the live session for sensitive actions, then returns to the page.
+async fn reauth(
+    State(st): State<AppState>,
+    s: ConsoleSession,
+    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = unlocked(&s) {
+        return r;
+    }
+    if let Err(r) = csrf_ok(&s, &form) {
+        return r;
+    }
+    let back = form.get("back").map(String::as_str).filter(|b| b.starts_with('/') && !b.starts_with("//")).unwrap_or("/");
+    match st.app.reauthenticate(&s.token, &field(&form, "password"), Some(addr.ip().to_string())).await {
+        Ok(()) => Redirect::to(back).into_response(),
+        Err(_) => Redirect::to(back).into_response(),
     }
 }

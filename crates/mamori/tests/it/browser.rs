@@ -91,9 +91,19 @@ async fn console_day_one() {
     b.goto(&app.url("/lock")).await;
     assert!(!b.url().await.ends_with("/lock"), "GET /lock does not lock");
 
-    // Roles are assigned in the console (a privilege change: recorded).
+    // Roles are assigned in the console (a privilege change: recorded). The last password
+    // check is older than 5 minutes: the console asks for the password first.
     app.app.create_user(None, "yamada", "山田 太郎", &[mamori_core::types::Role::Operator], ADMIN_PASSWORD).await.unwrap();
+    app.clock.advance(chrono::Duration::minutes(4));
     b.goto(&app.url("/users")).await;
+    app.clock.advance(chrono::Duration::minutes(2));
+    b.select("#roles-user", "2").await;
+    b.click("input[name=role_reception]").await;
+    b.click("#roles-submit").await;
+    b.fill("#reauth-password", ADMIN_PASSWORD).await;
+    b.click("#reauth-submit").await;
+    assert!(b.wait_for_in("#users-table", "山田 太郎").await);
+    assert!(!b.text("#users-table").await.contains("受付・警備"), "nothing changed before the password check");
     b.select("#roles-user", "2").await;
     b.click("input[name=role_reception]").await;
     b.click("input[name=role_dept_manager]").await;
