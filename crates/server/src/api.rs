@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{WebError, WebResult};
-use crate::{client_addr, ApiPrincipal, AppState};
+use crate::{ApiPrincipal, AppState};
 
 /// JSON body extractor whose rejections are JSON errors with a stable code.
 pub struct ApiJson<T>(pub T);
@@ -199,12 +199,12 @@ struct SignIn {
     totp: Option<String>,
 }
 
-async fn sign_in(State(st): State<AppState>, req: Request) -> WebResult<Response> {
-    let (mut parts, body) = req.into_parts();
-    let addr = client_addr(&parts);
-    let ApiJson(b): ApiJson<SignIn> = ApiJson::from_request(Request::from_parts(parts.clone(), body), &st).await?;
-    let _ = &mut parts;
-    let s = st.app.sign_in(&b.login, &b.password, b.totp.as_deref(), addr, SessionKind::Api).await?;
+async fn sign_in(
+    State(st): State<AppState>,
+    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    ApiJson(b): ApiJson<SignIn>,
+) -> WebResult<Response> {
+    let s = st.app.sign_in(&b.login, &b.password, b.totp.as_deref(), Some(addr.ip().to_string()), SessionKind::Api).await?;
     Ok((StatusCode::CREATED, Json(json!({"token": s.token, "user_id": s.user_id, "expires_at": s.expires_at}))).into_response())
 }
 
@@ -327,13 +327,9 @@ pub fn parse_time(field: &str, s: &Option<String>) -> WebResult<Option<DateTime<
 impl SearchQuery {
     pub fn filter(&self) -> WebResult<SearchFilter> {
         let nonempty = |o: &Option<String>| o.clone().filter(|s| !s.trim().is_empty());
-        let mut actor = nonempty(&self.actor);
-        let mut object = nonempty(&self.object);
-        if let Some(pid) = nonempty(&self.person) {
-            // a person is found as the object of events about them
-            object = Some(format!("person:{pid}"));
-            actor = actor.or(None);
-        }
+        // A person is found as the object of the events about them.
+        let object = nonempty(&self.person).map(|pid| format!("person:{pid}")).or_else(|| nonempty(&self.object));
+        let actor = nonempty(&self.actor);
         Ok(SearchFilter {
             client: nonempty(&self.client),
             action: nonempty(&self.action),
