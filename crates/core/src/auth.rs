@@ -118,6 +118,20 @@ pub fn hash_password(p: &Password) -> Result<String> {
         .map_err(|_| CoreError::Internal("password hashing failed".into()))
 }
 
+/// Hashes a short secret such as a door PIN with argon2id and a fresh salt.
+pub fn hash_secret(secret: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| CoreError::Internal("hashing failed".into()))
+}
+
+/// Checks a secret against an argon2 PHC string.
+pub fn verify_secret(secret: &str, hash: &str) -> bool {
+    check_password(hash, secret)
+}
+
 fn check_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }

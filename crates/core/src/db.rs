@@ -40,6 +40,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_passkeys.sql"),
         postgres: include_str!("../migrations/postgres/0002_passkeys.sql"),
     },
+    Migration {
+        version: 3,
+        name: "doors",
+        sqlite: include_str!("../migrations/sqlite/0003_doors.sql"),
+        postgres: include_str!("../migrations/postgres/0003_doors.sql"),
+    },
 ];
 
 #[derive(Clone, Debug)]

@@ -257,7 +257,17 @@ impl Mamori {
             .collect()
     }
 
-    async fn insert_person(&self, conn: &mut AnyConnection, p: &Principal, n: &NewPerson, now_ms: i64) -> Result<(i64, bool)> {
+    /// Inserts or updates a person. Leaving, suspension, an end date reached, or a transfer to
+    /// another department revokes their credentials in the same transaction (PHY-7); the
+    /// revoked cards are added to `revoked` to be pushed to door agents after the commit.
+    async fn insert_person(
+        &self,
+        conn: &mut AnyConnection,
+        p: &Principal,
+        n: &NewPerson,
+        now_ms: i64,
+        revoked: &mut Vec<(i64, Vec<String>)>,
+    ) -> Result<(i64, bool)> {
         let dept = id_by_code(conn, "departments", "department", &n.department).await?;
         let kana = opt_text("kana", &n.kana, 200)?;
         let position = opt_text("position", &n.position, 100)?;
@@ -273,6 +283,22 @@ impl Mamori {
             .fetch_optional(&mut *conn)
             .await?;
         let (id, created) = if let Some((id,)) = existing {
+            let (old_status, old_dept): (String, Option<i64>) =
+                sqlx::query_as("SELECT status, department_id FROM people WHERE id = $1").bind(id).fetch_one(&mut *conn).await?;
+            let today = crate::doors::rules::jst(self.clock.now()).date_naive();
+            let reason = if status != PersonStatus::Active && old_status == "active" {
+                Some(format!("status {}", status.as_str()))
+            } else if n.end_date.is_some_and(|e| e.naive() < today) {
+                Some("employment ended".to_owned())
+            } else if old_dept != dept {
+                Some("transfer".to_owned())
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                let cards = self.revoke_person_in(conn, p.actor(), id, &reason).await?;
+                revoked.push((id, cards));
+            }
             sqlx::query(
                 "UPDATE people SET name = $1, kana = $2, kind = $3, department_id = $4, position = $5, duties = $6, \
                  start_date = $7, end_date = $8, status = $9, updated_at = $10 WHERE id = $11",
@@ -331,8 +357,10 @@ impl Mamori {
         if exists.is_some() {
             return Err(CoreError::Conflict("employee number already exists".into()));
         }
-        let (id, _) = self.insert_person(&mut tx, p, &n, self.clock.now_ms()).await?;
+        let mut revoked = Vec::new();
+        let (id, _) = self.insert_person(&mut tx, p, &n, self.clock.now_ms(), &mut revoked).await?;
         tx.commit().await?;
+        self.after_people_change(revoked).await?;
         Ok(id)
     }
 
@@ -347,9 +375,20 @@ impl Mamori {
         if exists.is_none() {
             return Err(CoreError::NotFound("person"));
         }
-        let (id, _) = self.insert_person(&mut tx, p, &n, self.clock.now_ms()).await?;
+        let mut revoked = Vec::new();
+        let (id, _) = self.insert_person(&mut tx, p, &n, self.clock.now_ms(), &mut revoked).await?;
         tx.commit().await?;
+        self.after_people_change(revoked).await?;
         Ok(id)
+    }
+
+    /// Pushes revoked cards to door agents and rebuilds the door rules.
+    async fn after_people_change(&self, revoked: Vec<(i64, Vec<String>)>) -> Result<()> {
+        for (person, cards) in revoked {
+            self.after_revocation(person, cards).await?;
+        }
+        self.reload_door_rules().await?;
+        Ok(())
     }
 
     pub async fn list_people(&self, p: &Principal) -> Result<Vec<PersonRow>> {
@@ -589,8 +628,9 @@ impl Mamori {
         let now = self.clock.now_ms();
         let mut tx = self.db.pool.begin().await?;
         let (mut created, mut updated) = (0, 0);
+        let mut revoked = Vec::new();
         for (i, n) in people.iter().enumerate() {
-            match self.insert_person(&mut tx, p, n, now).await {
+            match self.insert_person(&mut tx, p, n, now, &mut revoked).await {
                 Ok((_, true)) => created += 1,
                 Ok((_, false)) => updated += 1,
                 Err(e) => return Err(CoreError::Import { line: i as u64 + 2, message: e.to_string() }),
@@ -599,6 +639,7 @@ impl Mamori {
         let ev = Event::new(self.clock.now(), p.actor(), "people.import").detail("created", created).detail("updated", updated);
         self.ledger.append_tx(&mut tx, &ev).await?;
         tx.commit().await?;
+        self.after_people_change(revoked).await?;
         Ok(ImportReport { created, updated })
     }
 }

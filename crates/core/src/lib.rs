@@ -11,6 +11,7 @@ pub mod backup;
 pub mod clock;
 pub mod db;
 pub mod directory;
+pub mod doors;
 pub mod error;
 pub mod keys;
 pub mod ledger;
@@ -66,6 +67,8 @@ pub struct Mamori {
     pub authz: policy::Authz,
     pub settings: Settings,
     pub data_dir: PathBuf,
+    /// Live door rules, the door policy and the push channel to door agents.
+    pub doors: doors::DoorState,
     dummy_hash: String,
     webauthn: Option<webauthn_rs::Webauthn>,
 }
@@ -111,16 +114,19 @@ impl Mamori {
         let ledger = ledger::LedgerService::start(db.clone(), signer, opts.clock.clone());
         let dummy = types::Password::new("not-a-real-password-ever", "-")?;
         let webauthn = opts.settings.public_url.as_deref().map(passkey::relying_party).transpose()?;
-        Ok(Arc::new(Self {
+        let app = Arc::new(Self {
             db,
             ledger,
             clock: opts.clock,
             authz: policy::Authz::new()?,
             settings: opts.settings,
             data_dir: opts.data_dir,
+            doors: doors::DoorState::new()?,
             dummy_hash: auth::hash_password(&dummy)?,
             webauthn,
-        }))
+        });
+        app.reload_door_rules().await?;
+        Ok(app)
     }
 
     pub fn backup_key_path(&self) -> PathBuf {

@@ -27,6 +27,14 @@ pub enum Action {
     LedgerVerify,
     LedgerReview,
     LedgerExport,
+    DoorsRead,
+    DoorsWrite,
+    DoorsCredentials,
+    DoorsApprove,
+    DoorsAgent,
+    DoorsMonitor,
+    AlarmsAck,
+    VisitorsManage,
 }
 
 impl Action {
@@ -41,6 +49,14 @@ impl Action {
         Action::LedgerVerify,
         Action::LedgerReview,
         Action::LedgerExport,
+        Action::DoorsRead,
+        Action::DoorsWrite,
+        Action::DoorsCredentials,
+        Action::DoorsApprove,
+        Action::DoorsAgent,
+        Action::DoorsMonitor,
+        Action::AlarmsAck,
+        Action::VisitorsManage,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,6 +70,14 @@ impl Action {
             Action::LedgerVerify => "ledger.verify",
             Action::LedgerReview => "ledger.review",
             Action::LedgerExport => "ledger.export",
+            Action::DoorsRead => "doors.read",
+            Action::DoorsWrite => "doors.write",
+            Action::DoorsCredentials => "doors.credentials",
+            Action::DoorsApprove => "doors.approve",
+            Action::DoorsAgent => "doors.agent",
+            Action::DoorsMonitor => "doors.monitor",
+            Action::AlarmsAck => "alarms.ack",
+            Action::VisitorsManage => "visitors.manage",
         }
     }
 }

@@ -54,6 +54,7 @@ closed_enum!(
     Secretariat => "secretariat", "事務局", "Secretariat";
     Auditor => "auditor", "内部監査員", "Internal auditor";
     Reception => "reception", "受付・警備", "Reception / guard";
+    DoorAgent => "door_agent", "ドアエージェント", "Door agent";
 });
 
 closed_enum!(

@@ -151,6 +151,15 @@ impl Event {
         self
     }
 
+    /// Where: zone, door and terminal (reader, cabinet or workstation), by code.
+    pub fn place(mut self, zone: Option<&str>, door: Option<&str>, terminal: Option<&str>) -> Self {
+        let p = self.place.get_or_insert_with(Place::default);
+        p.zone = zone.map(str::to_owned);
+        p.door = door.map(str::to_owned);
+        p.terminal = terminal.map(str::to_owned);
+        self
+    }
+
     pub fn detail(mut self, k: &str, v: impl ToString) -> Self {
         self.detail.insert(k.to_owned(), v.to_string());
         self

@@ -388,6 +388,7 @@ async fn serve(cfg: Config, listen: Option<String>) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let cp = tokio::spawn(app.ledger.clone().run_checkpointer(std::time::Duration::from_millis(cfg.checkpoint_interval_ms), stop_rx.clone()));
+    tokio::spawn(app.clone().run_door_jobs(stop_rx.clone()));
     if cfg.backup.dir.is_some() || !cfg.retention.prune_actions.is_empty() {
         tokio::spawn(config::daily_jobs(app.clone(), cfg.clone(), stop_rx));
     }

@@ -76,7 +76,7 @@ pub struct RouteSpec {
     pub handler: MethodRouter<AppState>,
 }
 
-fn r(method: Method, path: &'static str, summary: &'static str, auth: Option<Action>, h: MethodRouter<AppState>) -> RouteSpec {
+pub(crate) fn r(method: Method, path: &'static str, summary: &'static str, auth: Option<Action>, h: MethodRouter<AppState>) -> RouteSpec {
     let auth = match auth {
         None if path == "/api/v1/sessions/current" || path == "/api/v1/me" => Auth::SignedIn,
         None => Auth::Public,
@@ -125,6 +125,9 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::GET, "/api/v1/ledger/reviews", "List log reviews (定期的に確認)", Some(A::LedgerRead), get!(list_reviews)),
         r(M::POST, "/api/v1/ledger/reviews", "Sign off a log review", Some(A::LedgerReview), post!(create_review)),
     ]
+    .into_iter()
+    .chain(crate::api_doors::specs())
+    .collect()
 }
 
 pub fn routes() -> Router<AppState> {
@@ -358,11 +361,11 @@ struct ProofQuery {
     index: u64,
 }
 
-type Q<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+pub(crate) type Q<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
 /// Query strings are parsed after the authorisation check, so that an unauthorised caller
 /// learns nothing from validation errors.
-fn query<T>(q: Q<T>) -> WebResult<T> {
+pub(crate) fn query<T>(q: Q<T>) -> WebResult<T> {
     q.map(|q| q.0).map_err(|e| WebError::bad_request("invalid_query", e.body_text()))
 }
 

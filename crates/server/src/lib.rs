@@ -2,6 +2,7 @@
 //! server-rendered console. Only this crate knows HTTP; it calls `mamori-core` for everything.
 
 pub mod api;
+pub mod api_doors;
 pub mod console;
 pub mod error;
 pub mod i18n;

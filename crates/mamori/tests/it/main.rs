@@ -5,5 +5,6 @@
 mod api;
 mod browser;
 mod cli;
+mod doors;
 mod ledger;
 mod tls;
