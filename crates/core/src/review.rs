@@ -42,7 +42,7 @@ impl ReviewKind {
     /// The action prefixes a review of this kind covers.
     fn actions(self) -> &'static [&'static str] {
         match self {
-            ReviewKind::Entry => &["door.", "visitor.", "alarm."],
+            ReviewKind::Entry => &["door.", "visit.", "alarm.", "cabinet.", "reader.", "muster.", "credential."],
             ReviewKind::Data => &["data.", "grant."],
             ReviewKind::Admin => &["session.", "user.", "token.", "person.", "zone.", "site.", "department.", "client.", "business.", "people.", "backup."],
         }

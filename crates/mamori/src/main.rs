@@ -1,6 +1,7 @@
 //! The `mamori` binary: a thin shell over `mamori-core` and `mamori-server`.
 
 mod bench;
+mod bench_doors;
 mod config;
 
 use std::io::{BufRead, IsTerminal};
@@ -77,6 +78,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: LedgerCmd,
     },
+    /// Door agent: OSDP readers next to the doors, decisions from the server, offline cache
+    DoorAgent(DoorAgentArgs),
     /// Benchmarks
     Bench {
         #[command(subcommand)]
@@ -178,6 +181,66 @@ enum BenchCmd {
         #[arg(long, default_value_t = 10_000_000)]
         proof_tree: u64,
     },
+    /// Door decision latency, card-to-unlock through simulated OSDP readers (needs the
+    /// `door-sim` feature) and revocation reach, with 50,000 people and 500 doors
+    Doors {
+        /// Cards presented in the card-to-unlock run (at 200 per second)
+        #[arg(long, default_value_t = 4000)]
+        presentations: usize,
+    },
+}
+
+#[derive(Args)]
+struct DoorAgentArgs {
+    /// The mamori server, e.g. https://mamori.example:8443
+    #[arg(long, env = "MAMORI_AGENT_SERVER")]
+    server: String,
+    /// File holding the agent's API token (an account with the door_agent role)
+    #[arg(long, env = "MAMORI_AGENT_TOKEN_FILE")]
+    token_file: PathBuf,
+    /// File holding the readers' secure-channel key (32 hex digits)
+    #[arg(long, env = "MAMORI_AGENT_SCBK_FILE")]
+    scbk_file: PathBuf,
+    /// A reader: CODE=ADDRESS@tcp:HOST:PORT or CODE=ADDRESS@serial:/dev/ttyUSB0@9600 (repeat)
+    #[arg(long = "reader", required = true)]
+    readers: Vec<String>,
+    /// How long cached rules may decide while the server is unreachable
+    #[arg(long, default_value_t = 300)]
+    cache_ttl_secs: u64,
+    /// How long the lock stays released after a grant
+    #[arg(long, default_value_t = 5000)]
+    unlock_ms: u32,
+}
+
+async fn door_agent(a: DoorAgentArgs) -> anyhow::Result<()> {
+    let token = mamori_core::keys::read_secret(&a.token_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = mamori_core::keys::read_secret(&a.scbk_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = hex::decode(key.trim()).context("the SCBK file must hold 32 hex digits")?;
+    let scbk: [u8; 16] = key.as_slice().try_into().map_err(|_| anyhow::anyhow!("the SCBK must be 16 bytes (32 hex digits)"))?;
+    let mut readers = Vec::new();
+    for spec in &a.readers {
+        let (code, rest) = spec.split_once('=').ok_or_else(|| anyhow::anyhow!("--reader {spec}: expected CODE=ADDRESS@CONNECT"))?;
+        let (addr, conn) = rest.split_once('@').ok_or_else(|| anyhow::anyhow!("--reader {spec}: expected CODE=ADDRESS@CONNECT"))?;
+        let address: u8 = addr.parse().ok().filter(|a| *a <= 126).ok_or_else(|| anyhow::anyhow!("--reader {spec}: address is 0 to 126"))?;
+        let connect = mamori_agent::Connect::parse(conn).map_err(|e| anyhow::anyhow!("{e}"))?;
+        readers.push(mamori_agent::ReaderConfig { code: code.to_owned(), connect, address, scbk, relay_output: 0 });
+    }
+    let mut cfg = mamori_agent::AgentConfig::new(&a.server, token.trim(), readers);
+    cfg.cache_ttl = std::time::Duration::from_secs(a.cache_ttl_secs);
+    cfg.unlock_ms = a.unlock_ms;
+    let mut h = mamori_agent::start(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(server = a.server, readers = a.readers.len(), "door agent running");
+    loop {
+        tokio::select! {
+            u = h.unlocked.recv() => match u {
+                Some(u) => tracing::info!(reader = u.reader, allowed = u.decision.allowed, rule = u.decision.rule, offline = u.offline, "decision"),
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    h.stop().await;
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -254,6 +317,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Ledger { cmd } => ledger_cmd(cfg, cmd).await,
         Cmd::Bench { cmd: BenchCmd::Ledger { events, proof_tree } } => bench::ledger(events, proof_tree).await,
+        Cmd::Bench { cmd: BenchCmd::Doors { presentations } } => bench_doors::doors(presentations).await,
+        Cmd::DoorAgent(a) => door_agent(a).await,
+
     }
 }
 

@@ -97,12 +97,16 @@ impl Chrome<'_> {
             "ledger" => "/ledger",
             "users" => "/users",
             "account" => "/account",
+            "doors" => "/doors",
+            "credentials" => "/credentials",
+            "monitor" => "/monitor",
+            "visitors" => "/visitors",
             _ => "/",
         }
     }
 }
 
-fn chrome<'a>(st: &'a AppState, s: &ConsoleSession, active: &'static str) -> Chrome<'a> {
+pub(crate) fn chrome<'a>(st: &'a AppState, s: &ConsoleSession, active: &'static str) -> Chrome<'a> {
     Chrome {
         i18n: &st.i18n,
         lang: s.state.lang.clone(),
@@ -115,7 +119,7 @@ fn chrome<'a>(st: &'a AppState, s: &ConsoleSession, active: &'static str) -> Chr
     }
 }
 
-fn render<T: Template>(t: &T, status: StatusCode) -> Response {
+pub(crate) fn render<T: Template>(t: &T, status: StatusCode) -> Response {
     match t.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
@@ -126,14 +130,14 @@ fn render<T: Template>(t: &T, status: StatusCode) -> Response {
 }
 
 /// A console session that is not locked; a locked one is sent to the lock screen.
-fn unlocked(s: &ConsoleSession) -> Result<&Principal, Response> {
+pub(crate) fn unlocked(s: &ConsoleSession) -> Result<&Principal, Response> {
     if s.state.locked {
         return Err(Redirect::to("/lock").into_response());
     }
     Ok(&s.state.principal)
 }
 
-fn csrf_ok(s: &ConsoleSession, form: &HashMap<String, String>) -> Result<(), Response> {
+pub(crate) fn csrf_ok(s: &ConsoleSession, form: &HashMap<String, String>) -> Result<(), Response> {
     let given = form.get("csrf").map(String::as_str).unwrap_or("");
     if Mamori::csrf_ok(&s.state.csrf, given) {
         Ok(())
@@ -154,10 +158,10 @@ impl FieldErrors {
 
 /// Field errors for re-rendering a form next to its fields.
 #[derive(Default)]
-struct Errs(HashMap<String, String>);
+pub(crate) struct Errs(pub(crate) HashMap<String, String>);
 
 impl Errs {
-    fn take<T>(&mut self, field: &str, r: Result<T, CoreError>) -> Option<T> {
+    pub(crate) fn take<T>(&mut self, field: &str, r: Result<T, CoreError>) -> Option<T> {
         match r {
             Ok(v) => Some(v),
             Err(CoreError::Invalid { message, .. }) => {
@@ -171,7 +175,7 @@ impl Errs {
         }
     }
     /// Places a domain error: next to its field when it names one, else as the page error.
-    fn place(&mut self, e: CoreError, prefix: &str) -> Option<String> {
+    pub(crate) fn place(&mut self, e: CoreError, prefix: &str) -> Option<String> {
         match e {
             CoreError::Invalid { field, message } => {
                 self.0.insert(format!("{prefix}{field}"), message);
@@ -187,7 +191,7 @@ impl Errs {
     }
 }
 
-fn field(form: &HashMap<String, String>, k: &str) -> String {
+pub(crate) fn field(form: &HashMap<String, String>, k: &str) -> String {
     form.get(k).cloned().unwrap_or_default()
 }
 

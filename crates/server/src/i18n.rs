@@ -31,9 +31,8 @@ fn load(lang: &str, src: &str) -> HashMap<String, String> {
         .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         .map(str::to_owned)
         .collect();
-    if bundle.add_resource(res).is_err() {
-        return out;
-    }
+    // A duplicate id keeps the last one rather than losing the whole file.
+    bundle.add_resource_overriding(res);
     for id in ids {
         if let Some(pattern) = bundle.get_message(&id).and_then(|m| m.value()) {
             let mut errs = vec![];
@@ -78,5 +77,30 @@ impl Tr<'_> {
     }
     pub fn is_en(&self) -> bool {
         self.lang == "en"
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    fn ids(src: &str) -> Vec<&str> {
+        src.lines().filter_map(|l| l.split_once(" = ").map(|(id, _)| id)).collect()
+    }
+
+    /// Each message id once per file, and the same ids in Japanese and English.
+    #[test]
+    fn catalogues_are_complete_and_unique() {
+        for src in [super::JA, super::EN] {
+            let v = ids(src);
+            let mut set = std::collections::HashSet::new();
+            for id in &v {
+                assert!(set.insert(*id), "duplicate message id {id}");
+            }
+        }
+        let ja: std::collections::BTreeSet<_> = ids(super::JA).into_iter().collect();
+        let en: std::collections::BTreeSet<_> = ids(super::EN).into_iter().collect();
+        assert_eq!(ja.symmetric_difference(&en).collect::<Vec<_>>(), Vec::<&&str>::new());
+        let i = super::I18n::new();
+        assert_eq!(i.t("ja", "alarms-none"), "未確認の警報はありません。");
     }
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod api_doors;
 pub mod console;
+pub mod console_doors;
 pub mod error;
 pub mod i18n;
 
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(console::routes())
+        .merge(console_doors::routes())
         .layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024))
         .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .with_state(state)

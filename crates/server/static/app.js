@@ -48,6 +48,16 @@
     });
     reset();
   }
+  // Live lists refresh every 2 s (htmx polling); never while someone is typing in them, so
+  // that an alarm comment being written is not wiped by the refresh.
+  document.body.addEventListener("htmx:beforeRequest", function (e) {
+    var t = e.detail && e.detail.elt;
+    if (!t || !t.hasAttribute("hx-trigger") || t.getAttribute("hx-trigger").indexOf("every") < 0) return;
+    var busy = Array.prototype.some.call(t.querySelectorAll("input[type=text], input:not([type])"), function (i) {
+      return i === document.activeElement || i.value !== "";
+    });
+    if (busy) e.preventDefault();
+  });
   // Personal data views: no copy or context menu on elements marked .no-copy.
   document.querySelectorAll(".no-copy").forEach(function (el) {
     el.addEventListener("copy", function (e) { e.preventDefault(); });

@@ -149,6 +149,12 @@ impl Browser {
         self.post(&format!("/element/{el}/value"), json!({"text": text})).await;
     }
 
+    /// Sets an input's value directly (date and time pickers, whose typing is locale-bound).
+    pub async fn set_value(&self, css: &str, value: &str) {
+        let el = self.find(css).await;
+        self.post("/execute/sync", json!({"script": "arguments[0].value = arguments[1];", "args": [{ELEMENT: el}, value]})).await;
+    }
+
     /// Selects an option of a <select> by its value.
     pub async fn select(&self, css: &str, value: &str) {
         self.click(&format!("{css} option[value=\"{value}\"]")).await;

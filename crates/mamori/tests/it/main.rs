@@ -4,6 +4,7 @@
 
 mod api;
 mod browser;
+mod browser_doors;
 mod cli;
 mod doors;
 mod ledger;
