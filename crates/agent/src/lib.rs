@@ -119,6 +119,9 @@ struct Shared {
     http: reqwest::Client,
     policy: DoorPolicy,
     cache: RwLock<Option<Cache>>,
+    /// Cards revoked by push since the cache was fetched (applied at once, without copying
+    /// the cached rules); dropped when fetched rules agree.
+    revoked: RwLock<std::collections::HashSet<String>>,
     queue: Mutex<Vec<Value>>,
     online: AtomicBool,
     /// Presence the agent has seen (person → zone, ms), for offline anti-passback and interlock.
@@ -138,6 +141,9 @@ pub struct AgentHandle {
 impl AgentHandle {
     /// Whether the cached rules hold `card` as active (None: unknown card or no cache).
     pub fn card_active(&self, card: &str) -> Option<bool> {
+        if self.shared.revoked.read().is_ok_and(|r| r.contains(card)) {
+            return Some(false);
+        }
         let c = self.shared.cache.read().ok()?;
         c.as_ref()?.rules.cards.get(card).map(|x| x.active)
     }
@@ -176,6 +182,7 @@ pub fn start(cfg: AgentConfig) -> Result<AgentHandle, AgentError> {
         http,
         policy,
         cache: RwLock::new(None),
+        revoked: RwLock::new(std::collections::HashSet::new()),
         queue: Mutex::new(Vec::new()),
         online: AtomicBool::new(false),
         presence: Mutex::new(HashMap::new()),
@@ -502,6 +509,9 @@ fn decide_offline(sh: &Shared, reader: &str, presented: &Presented, at: DateTime
         }
         return d;
     }
+    if let Some(card) = presented.card.as_ref().filter(|k| sh.revoked.read().is_ok_and(|r| r.contains(k.key()))) {
+        return c.rules.revoked_decision(Target::Reader(reader), card.key()).unwrap_or_else(|_| deny("credential-revoked"));
+    }
     let presence = sh.presence.lock().map(|p| p.clone()).unwrap_or_default();
     c.rules
         .decide_presented(&sh.policy, Target::Reader(reader), presented, |person| Facts { presence: presence.get(&person).copied(), host_escorting: false }, at)
@@ -520,6 +530,9 @@ async fn fetch_rules(sh: &Shared) -> Result<(), AgentError> {
     if let Ok(mut c) = sh.cache.write() {
         let newer = c.as_ref().is_none_or(|c| c.rules.version <= rules.version);
         if newer {
+            if let Ok(mut rev) = sh.revoked.write() {
+                rev.retain(|k| rules.cards.get(k).is_some_and(|x| x.active));
+            }
             *c = Some(Cache { rules: Arc::new(rules), fetched: Instant::now() });
         } else if let Some(c) = c.as_mut() {
             c.fetched = Instant::now();
@@ -528,21 +541,9 @@ async fn fetch_rules(sh: &Shared) -> Result<(), AgentError> {
     Ok(())
 }
 
-fn apply_revoke(sh: &Shared, cards: &[String], person: i64) {
-    if let Ok(mut c) = sh.cache.write() {
-        if let Some(c) = c.as_mut() {
-            let mut r = (*c.rules).clone();
-            for k in cards {
-                if let Some(x) = r.cards.get_mut(k) {
-                    x.active = false;
-                }
-            }
-            if let Some(p) = r.people.get_mut(&person) {
-                p.palms.clear();
-                p.pin_hash = None;
-            }
-            c.rules = Arc::new(r);
-        }
+fn apply_revoke(sh: &Shared, cards: &[String], _person: i64) {
+    if let Ok(mut r) = sh.revoked.write() {
+        r.extend(cards.iter().cloned());
     }
 }
 

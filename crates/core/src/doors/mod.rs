@@ -107,6 +107,9 @@ struct Grant {
 pub struct DoorState {
     pub policy: DoorPolicy,
     rules: RwLock<Arc<Rules>>,
+    /// Cards revoked since the live rules were built: refused at once, without waiting for
+    /// (or copying) the rules of 50,000 people. An entry leaves when rebuilt rules agree.
+    revoked: RwLock<std::collections::HashSet<String>>,
     push: broadcast::Sender<AgentPush>,
     grants: Mutex<HashMap<i64, VecDeque<Grant>>>,
     denials: Mutex<HashMap<String, VecDeque<i64>>>,
@@ -120,6 +123,7 @@ impl DoorState {
         Ok(Self {
             policy: DoorPolicy::new()?,
             rules: RwLock::new(Arc::new(Rules::default())),
+            revoked: RwLock::new(std::collections::HashSet::new()),
             push,
             grants: Mutex::new(HashMap::new()),
             denials: Mutex::new(HashMap::new()),
@@ -133,8 +137,22 @@ impl DoorState {
     }
 
     fn set_rules(&self, r: Rules) {
+        if let Ok(mut rev) = self.revoked.write() {
+            rev.retain(|k| r.cards.get(k).is_some_and(|c| c.active));
+        }
         if let Ok(mut g) = self.rules.write() {
             *g = Arc::new(r);
+        }
+    }
+
+    /// Whether `card` was revoked after the live rules were built.
+    pub fn is_revoked(&self, card: &str) -> bool {
+        self.revoked.read().is_ok_and(|r| r.contains(card))
+    }
+
+    fn revoke_now(&self, cards: &[String]) {
+        if let Ok(mut rev) = self.revoked.write() {
+            rev.extend(cards.iter().cloned());
         }
     }
 

@@ -297,6 +297,17 @@ impl Rules {
         }
     }
 
+    /// The refusal of a card revoked after these rules were built.
+    pub fn revoked_decision(&self, target: Target<'_>, card: &str) -> Result<DoorDecision> {
+        let mut d = self.base_decision(target)?;
+        d.rule = "credential-revoked".into();
+        if let Some(c) = self.cards.get(card) {
+            d.person = Some(c.person);
+            d.credential = Some(c.credential);
+        }
+        Ok(d)
+    }
+
     fn base_decision(&self, target: Target<'_>) -> Result<DoorDecision> {
         let mut d = DoorDecision {
             allowed: false,

@@ -711,13 +711,14 @@ impl Mamori {
         self.require(p, Action::DoorsCredentials).await?;
         let mut tx = self.db.pool.begin().await?;
         let person = person_id(&mut tx, n.employee_no.as_str()).await?;
-        let id = self.issue_in(&mut tx, p, person, &n.kind, &n.number).await?;
+        let (id, replaced) = self.issue_in(&mut tx, p, person, &n.kind, &n.number).await?;
         tx.commit().await?;
-        self.after_revocation(person, Vec::new()).await?;
+        self.after_revocation(person, replaced).await?;
         Ok(id)
     }
 
-    pub(crate) async fn issue_in(&self, conn: &mut AnyConnection, p: &Principal, person: i64, kind: &str, number: &str) -> Result<i64> {
+    /// Issues in the caller's transaction; returns the new id and the keys of the cards it replaced.
+    pub(crate) async fn issue_in(&self, conn: &mut AnyConnection, p: &Principal, person: i64, kind: &str, number: &str) -> Result<(i64, Vec<String>)> {
         let (kind, stored, family): (&str, String, Vec<&str>) = match kind {
             "palm" => ("palm", palm_ref(number)?, vec!["palm"]),
             "pin" => {
@@ -732,7 +733,14 @@ impl Mamori {
             }
         };
         let now = self.clock.now();
+        let mut replaced = Vec::new();
         for f in &family {
+            let old: Vec<(String, String)> = sqlx::query_as("SELECT kind, number FROM credentials WHERE person_id = $1 AND kind = $2 AND status = 'active'")
+                .bind(person)
+                .bind(*f)
+                .fetch_all(&mut *conn)
+                .await?;
+            replaced.extend(old.into_iter().filter(|(k, _)| !matches!(k.as_str(), "palm" | "pin")).map(|(k, n)| format!("{k}:{n}")));
             sqlx::query(
                 "UPDATE credentials SET status = 'replaced', ended_at = $1, end_reason = 'reissued' \
                  WHERE person_id = $2 AND kind = $3 AND status = 'active'",
@@ -756,7 +764,7 @@ impl Mamori {
         .map_err(|e| CoreError::from_db_unique(e, "active credential with this number"))?;
         let ev = Event::new(now, p.actor(), "credential.issue").object("person", person).detail("credential", id).detail("kind", kind);
         self.ledger.append_tx(conn, &ev).await?;
-        Ok(id)
+        Ok((id, replaced))
     }
 
     /// Ends a credential: `returned` (card handed back), `lost` or `revoked`.
@@ -817,20 +825,9 @@ impl Mamori {
     /// After a commit that ended credentials: push the cards to agents at once, then rebuild.
     pub(crate) async fn after_revocation(&self, person: i64, cards: Vec<String>) -> Result<()> {
         if !cards.is_empty() {
-            // Patch the live rules first so that the server itself refuses the cards now.
-            let mut r = (*self.doors.rules()).clone();
-            for c in &cards {
-                if let Some(ci) = r.cards.get_mut(c) {
-                    ci.active = false;
-                }
-            }
-            if let Some(pi) = r.people.get_mut(&person) {
-                pi.palms.clear();
-                pi.pin_hash = None;
-            }
-            r.version += 1;
-            let version = r.version;
-            self.doors.set_rules(r);
+            // Refuse the cards here at once, tell the agents, then rebuild the rules.
+            self.doors.revoke_now(&cards);
+            let version = self.doors.rules().version;
             self.doors.send(AgentPush::Revoke { version, cards, person });
         }
         self.reload_door_rules().await?;
@@ -878,7 +875,10 @@ impl Mamori {
             let rules = self.doors.rules();
             let now = self.clock.now();
             let now_ms = now.timestamp_millis();
-            let card = rules.identify(target, &req.presented)?;
+            let card = match req.presented.card.as_ref().filter(|c| self.doors.is_revoked(c.key())) {
+                Some(c) => Err(rules.revoked_decision(target, c.key())?),
+                None => rules.identify(target, &req.presented)?,
+            };
             let (decision, presence) = match card {
                 Err(d) => (d, None),
                 Ok(card) => {

@@ -137,7 +137,7 @@ impl Mamori {
     }
 
     async fn check_in_in(&self, conn: &mut sqlx::AnyConnection, p: &Principal, visit: i64, visitor: i64, card: &CardNumber) -> Result<()> {
-        let cred = self.issue_in(conn, p, visitor, card.format().as_str(), card.number()).await?;
+        let (cred, _) = self.issue_in(conn, p, visitor, card.format().as_str(), card.number()).await?;
         sqlx::query("UPDATE visits SET credential_id = $1, checked_in_at = $2 WHERE id = $3")
             .bind(cred)
             .bind(self.clock.now().timestamp_millis())
