@@ -392,6 +392,11 @@ async fn reader_loop(
                 }
             }
             BusEvent::Reader(ReaderEvent::Inputs(inputs)) => on_inputs(&sh, &r, &inputs, &mut sensor),
+            BusEvent::Reader(ReaderEvent::Local { tamper, .. }) => {
+                if tamper {
+                    queue(&sh, json!({"type": "reader", "at": now(), "reader": r.code, "state": "tamper"}));
+                }
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod reply {
     pub const ACK: u8 = 0x40;
     pub const PDID: u8 = 0x45;
     pub const NAK: u8 = 0x41;
+    pub const LSTATR: u8 = 0x48;
     pub const ISTATR: u8 = 0x49;
     pub const RAW: u8 = 0x50;
     pub const KEYPAD: u8 = 0x53;
@@ -64,6 +65,8 @@ pub enum ReaderEvent {
     Keys { reader_no: u8, keys: Vec<u8> },
     /// Input status (door contact on input 0, people counter on input 1).
     Inputs(Vec<u8>),
+    /// Local status: the reader's tamper switch and power.
+    Local { tamper: bool, power_failure: bool },
 }
 
 /// One ACU ↔ PD link over a byte stream (RS-485 serial port or TCP).
@@ -268,6 +271,12 @@ pub fn decode_event(code: u8, data: &[u8]) -> Result<Option<ReaderEvent>, LinkEr
             Ok(Some(ReaderEvent::Keys { reader_no: data[0], keys: data[2..].to_vec() }))
         }
         reply::ISTATR => Ok(Some(ReaderEvent::Inputs(data.to_vec()))),
+        reply::LSTATR => {
+            if data.len() < 2 {
+                return Err(LinkError::Frame(osdp::Error::Truncated { need: 2, have: data.len() }));
+            }
+            Ok(Some(ReaderEvent::Local { tamper: data[0] != 0, power_failure: data[1] != 0 }))
+        }
         other => Err(LinkError::Unexpected(other)),
     }
 }

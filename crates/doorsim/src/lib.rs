@@ -56,6 +56,8 @@ pub enum Action {
     Keys(Vec<u8>),
     /// Door contact (input 0) and people counter (input 1).
     Inputs { door_open: bool, counter: bool },
+    /// The reader's tamper switch.
+    Tamper(bool),
     /// Stop the reader.
     Stop,
 }
@@ -178,6 +180,11 @@ fn run(l: TcpListener, address: u8, scbk: [u8; 16], rx: mpsc::Receiver<Action>, 
                     report[0] = u8::from(door_open);
                     report[1] = u8::from(counter);
                     let _ = pd.notify_event(OsdpEvent::Status(OsdpStatusReport { type_: OsdpStatusReportType::Input, nr_entries: 2, report }));
+                }
+                Ok(Action::Tamper(on)) => {
+                    let mut report = [0u8; 64];
+                    report[0] = u8::from(on);
+                    let _ = pd.notify_event(OsdpEvent::Status(OsdpStatusReport { type_: OsdpStatusReportType::Local, nr_entries: 2, report }));
                 }
                 Err(mpsc::TryRecvError::Empty) => {}
                 Err(mpsc::TryRecvError::Disconnected) => return Ok(()),

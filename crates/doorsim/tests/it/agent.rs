@@ -128,16 +128,19 @@ async fn agent_and_simulated_readers(app: TestApp) {
         r1.act(Action::Inputs { door_open: false, counter: c });
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
+    r2.act(Action::Tamper(true));
     let mut kinds = Vec::new();
     for _ in 0..100 {
         let a = ok(app.get("/api/v1/alarms?open=true").await).await;
         kinds = a.as_array().unwrap().iter().map(|x| x["kind"].as_str().unwrap().to_owned()).collect();
-        if kinds.contains(&"door_forced".to_owned()) && kinds.contains(&"tailgating".to_owned()) {
+        if ["door_forced", "tailgating", "reader_tamper"].iter().all(|k| kinds.contains(&(*k).to_owned())) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(kinds.contains(&"door_forced".to_owned()) && kinds.contains(&"tailgating".to_owned()), "{kinds:?}");
+    for k in ["door_forced", "tailgating", "reader_tamper"] {
+        assert!(kinds.contains(&k.to_owned()), "{k} missing from {kinds:?}");
+    }
     h.stop().await;
 }
 

@@ -80,13 +80,30 @@ async fn reception_and_monitor() {
     assert!(b.wait_for_in("#visits-table", "カード未返却").await);
     assert_eq!(present(&app, &c, "R-ENT-OUT", "mifare:04C0FFEE").await["rule"], "credential-revoked");
 
-    // The security office (admin here) adds a door; a bad one shows its error by the field.
+    // The security office (admin here): a bad card number is refused by the field; a lost card
+    // ended on the credentials page stops at once.
     b.click("#logout").await;
     b.goto(&app.url("/login")).await;
     b.fill("#login", "admin").await;
     b.fill("#password", ADMIN_PASSWORD).await;
     b.click("#login-submit").await;
     assert!(b.wait_for_in("#who", "管理者").await);
+    b.click("#nav-credentials").await;
+    b.fill("#cred-emp", "E3").await;
+    b.select("#cred-kind", "felica").await;
+    b.fill("#cred-number", "12AB").await;
+    b.click("#cred-submit").await;
+    assert!(!b.text("#err-number").await.is_empty(), "error next to the number");
+    b.fill("#cred-q", "E3").await;
+    b.click("#cred-q ~ button").await;
+    assert!(b.wait_for_in("#cred-table", "2122232425262728").await);
+    b.select("#cred-table select[name=status]", "lost").await;
+    b.fill("#cred-table input[name=reason]", "紛失届（本人申告）").await;
+    b.click("#cred-table button.danger").await;
+    assert!(b.wait_for_in("#cred-table", "紛失").await);
+    assert_eq!(present(&app, &c, "R-ENT-IN", crate::doors::E3).await["rule"], "credential-revoked");
+
+    // ... and adds a door; a bad one shows its error by the field.
     b.click("#nav-doors").await;
     b.fill("#door-code", "bad code!").await;
     b.fill("#door-name", "通用口").await;
