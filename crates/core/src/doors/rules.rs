@@ -470,3 +470,78 @@ impl Rules {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn level(days: &str, from: u32, to: u32, hol: bool) -> LevelInfo {
+        LevelInfo { code: "L".into(), zones: vec![1], days: days.into(), from_min: from, to_min: to, on_holidays: hol }
+    }
+
+    #[test]
+    fn schedules_are_in_japan_time_with_holidays() {
+        // 2026-04-01 is a Wednesday; 23:30 UTC on 03-31 is 08:30 JST on 04-01.
+        let at = Utc.with_ymd_and_hms(2026, 3, 31, 23, 30, 0).unwrap();
+        let none = BTreeSet::new();
+        assert!(level("3", 8 * 60, 20 * 60, false).admits(at, &none));
+        assert!(!level("12", 8 * 60, 20 * 60, false).admits(at, &none), "Wednesday is 3");
+        assert!(!level("3", 9 * 60, 20 * 60, false).admits(at, &none), "before 09:00");
+        let hol: BTreeSet<_> = [NaiveDate::from_ymd_opt(2026, 4, 1).unwrap()].into();
+        assert!(!level("3", 0, 1440, false).admits(at, &hol));
+        assert!(level("3", 0, 1440, true).admits(at, &hol));
+    }
+
+    #[test]
+    fn the_first_written_forbid_names_the_decision() {
+        let p = DoorPolicy::new().unwrap();
+        let facts = |sf: bool, ciso: bool| {
+            vec![
+                ("level_ok", true),
+                ("schedule_ok", true),
+                ("person_active", true),
+                ("second_factor_required", true),
+                ("second_factor_ok", sf),
+                ("apb_violation", false),
+                ("apb_hard", false),
+                ("inside_room", false),
+                ("high_security", true),
+                ("ciso_approved", ciso),
+                ("server_room", false),
+                ("visitor", false),
+                ("visit_ok", false),
+                ("visit_zone_ok", false),
+                ("escorted", false),
+            ]
+        };
+        assert_eq!(p.evaluate("door.enter", 1, 1, &facts(false, false)).unwrap(), (false, "two-factor-required".into()));
+        assert_eq!(p.evaluate("door.enter", 1, 1, &facts(true, false)).unwrap(), (false, "ciso-approval-required".into()));
+        assert_eq!(p.evaluate("door.enter", 1, 1, &facts(true, true)).unwrap(), (true, "access-level".into()));
+    }
+
+    proptest! {
+        /// Whatever the facts, a forbid that applies always wins (forbid overrides permit).
+        #[test]
+        fn forbid_overrides_permit(bits in proptest::collection::vec(any::<bool>(), 15)) {
+            let names = ["level_ok", "schedule_ok", "person_active", "second_factor_required", "second_factor_ok",
+                "apb_violation", "apb_hard", "inside_room", "high_security", "ciso_approved", "server_room",
+                "visitor", "visit_ok", "visit_zone_ok", "escorted"];
+            let facts: Vec<(&'static str, bool)> = names.iter().copied().zip(bits.iter().copied()).collect();
+            let f = |k: &str| facts.iter().find(|(n, _)| *n == k).map(|x| x.1).unwrap();
+            let p = DoorPolicy::new().unwrap();
+            let (allowed, rule) = p.evaluate("door.enter", 1, 1, &facts).unwrap();
+            let forbidden = !f("person_active")
+                || (f("visitor") && f("server_room"))
+                || (f("second_factor_required") && !f("second_factor_ok"))
+                || (f("visitor") && (!f("visit_zone_ok") || !f("escorted")))
+                || (f("level_ok") && !f("schedule_ok"))
+                || (f("high_security") && !f("ciso_approved"))
+                || (f("apb_violation") && f("apb_hard"));
+            let permitted = (f("level_ok") && f("schedule_ok")) || (f("visitor") && f("visit_ok"));
+            prop_assert_eq!(allowed, !forbidden && permitted, "rule {}", rule);
+        }
+    }
+}
