@@ -46,6 +46,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_doors.sql"),
         postgres: include_str!("../migrations/postgres/0003_doors.sql"),
     },
+    Migration {
+        version: 4,
+        name: "vault",
+        sqlite: include_str!("../migrations/sqlite/0004_vault.sql"),
+        postgres: include_str!("../migrations/postgres/0004_vault.sql"),
+    },
 ];
 
 #[derive(Clone, Debug)]

@@ -19,6 +19,7 @@ pub mod passkey;
 pub mod policy;
 pub mod review;
 pub mod types;
+pub mod vault;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct Mamori {
     pub data_dir: PathBuf,
     /// Live door rules, the door policy and the push channel to door agents.
     pub doors: doors::DoorState,
+    /// The vault's key-encryption key and data policy.
+    pub vault: vault::VaultState,
     dummy_hash: String,
     webauthn: Option<webauthn_rs::Webauthn>,
 }
@@ -114,6 +117,9 @@ impl Mamori {
         let ledger = ledger::LedgerService::start(db.clone(), signer, opts.clock.clone());
         let dummy = types::Password::new("not-a-real-password-ever", "-")?;
         let webauthn = opts.settings.public_url.as_deref().map(passkey::relying_party).transpose()?;
+        // The vault's key-encryption key lives beside the ledger key, never in the database.
+        let kek = vault::crypto::FileKek::load_or_create(&opts.data_dir.join("vault.kek"))?;
+        let vault = vault::VaultState::new(Arc::new(kek))?;
         let app = Arc::new(Self {
             db,
             ledger,
@@ -122,6 +128,7 @@ impl Mamori {
             settings: opts.settings,
             data_dir: opts.data_dir,
             doors: doors::DoorState::new()?,
+            vault,
             dummy_hash: auth::hash_password(&dummy)?,
             webauthn,
         });

@@ -35,6 +35,9 @@ pub enum Action {
     DoorsMonitor,
     AlarmsAck,
     VisitorsManage,
+    VaultSchema,
+    VaultHolders,
+    VaultUse,
 }
 
 impl Action {
@@ -57,6 +60,9 @@ impl Action {
         Action::DoorsMonitor,
         Action::AlarmsAck,
         Action::VisitorsManage,
+        Action::VaultSchema,
+        Action::VaultHolders,
+        Action::VaultUse,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -78,6 +84,9 @@ impl Action {
             Action::DoorsMonitor => "doors.monitor",
             Action::AlarmsAck => "alarms.ack",
             Action::VisitorsManage => "visitors.manage",
+            Action::VaultSchema => "vault.schema",
+            Action::VaultHolders => "vault.holders",
+            Action::VaultUse => "vault.use",
         }
     }
 }

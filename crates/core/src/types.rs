@@ -73,6 +73,30 @@ closed_enum!(PersonKind, "kind" {
     Visitor => "visitor", "来訪者", "Visitor";
 });
 
+closed_enum!(
+    /// How sensitive a field of a business's records is (DATA-4, MYNUM-1).
+    Sensitivity, "sensitivity" {
+    Normal => "normal", "一般", "Normal";
+    Personal => "personal", "個人情報", "Personal";
+    Sensitive => "sensitive", "要配慮個人情報", "Sensitive";
+    CardNumber => "card_number", "カード番号", "Card number";
+    MyNumber => "my_number", "マイナンバー", "My Number";
+});
+
+closed_enum!(
+    /// An operation on customer data, granted one by one (DATA-3).
+    Op, "op" {
+    Input => "input", "入力", "Input";
+    View => "view", "閲覧", "View";
+    Change => "change", "変更", "Change";
+    Delete => "delete", "削除", "Delete";
+    Copy => "copy", "複写", "Copy";
+    Duplicate => "duplicate", "複製", "Duplicate";
+    Download => "download", "ダウンロード", "Download";
+    Print => "print", "印刷", "Print";
+    Export => "export", "エクスポート", "Export";
+});
+
 closed_enum!(PersonStatus, "status" {
     Active => "active", "在籍", "Active";
     Suspended => "suspended", "休職", "Suspended";

@@ -127,6 +127,7 @@ pub fn specs() -> Vec<RouteSpec> {
     ]
     .into_iter()
     .chain(crate::api_doors::specs())
+    .chain(crate::api_vault::specs())
     .collect()
 }
 

@@ -15,6 +15,9 @@ pub struct ErrorBody {
     pub field: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
+    /// The policy rule that refused a forbidden request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 #[derive(Debug)]
@@ -25,7 +28,7 @@ pub struct WebError {
 
 impl WebError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody { code, message: message.into(), field: None, line: None } }
+        Self { status, body: ErrorBody { code, message: message.into(), field: None, line: None, rule: None } }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -51,7 +54,10 @@ impl From<CoreError> for WebError {
             CoreError::Unauthenticated => Self::unauthorized(),
             CoreError::ReauthRequired => Self::new(S::FORBIDDEN, "reauth_required", "confirm your password again"),
             CoreError::Forbidden { rule } => {
-                Self::new(S::FORBIDDEN, "forbidden", format!("not permitted ({})", rule.unwrap_or_else(|| "default-deny".into())))
+                let rule = rule.unwrap_or_else(|| "default-deny".into());
+                let mut w = Self::new(S::FORBIDDEN, "forbidden", format!("not permitted ({rule})"));
+                w.body.rule = Some(rule);
+                w
             }
             CoreError::Import { line, message } => {
                 let mut w = Self::new(S::UNPROCESSABLE_ENTITY, "import_rejected", format!("line {line}: {message}"));

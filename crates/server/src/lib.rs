@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod api_doors;
+pub mod api_vault;
 pub mod console;
 pub mod console_doors;
 pub mod error;

@@ -239,11 +239,17 @@ impl DoorPolicy {
         Self::from_text(DOOR_POLICY)
     }
     pub fn from_text(text: &str) -> Result<Self> {
+        Self::with_actions(text, &["door.enter", "door.exit", "cabinet.open"])
+    }
+
+    /// A fact-based policy over the given actions (the vault uses one for data operations).
+    pub fn with_actions(text: &str, action_names: &[&'static str]) -> Result<Self> {
         let policies = PolicySet::from_str(text).map_err(|e| CoreError::Config(format!("door policy: {e}")))?;
         let ty = |s: &str| EntityTypeName::from_str(s).map_err(|e| CoreError::Internal(e.to_string()));
         let action_ty = ty("Action")?;
-        let actions = ["door.enter", "door.exit", "cabinet.open"]
-            .into_iter()
+        let actions = action_names
+            .iter()
+            .copied()
             .map(|a| (a, EntityUid::from_type_name_and_id(action_ty.clone(), EntityId::new(a))))
             .collect();
         let rank = text

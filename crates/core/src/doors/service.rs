@@ -243,7 +243,7 @@ pub(crate) async fn id_of(conn: &mut AnyConnection, table: &'static str, field: 
     row.map(|r| r.0).ok_or_else(|| CoreError::invalid(field, format!("no such {field}: {code}")))
 }
 
-pub(crate) async fn person_id(conn: &mut AnyConnection, employee_no: &str) -> Result<i64> {
+pub async fn person_id(conn: &mut AnyConnection, employee_no: &str) -> Result<i64> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT id FROM people WHERE employee_no = $1").bind(employee_no).fetch_optional(&mut *conn).await?;
     row.map(|r| r.0).ok_or_else(|| CoreError::invalid("employee_no", format!("no such person: {employee_no}")))

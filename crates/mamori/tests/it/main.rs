@@ -9,3 +9,4 @@ mod cli;
 mod doors;
 mod ledger;
 mod tls;
+mod vault;

@@ -1,0 +1,534 @@
+//! The vault (issue 5, first part): clients' personal data in records whose fields are sealed
+//! under the business's data key (DATA-4), masked by default and revealed one field at a time
+//! (DATA-6), behind per-operation permissions held by at most three CISO-approved standing
+//! holders or given by them as time-limited grants (DATA-1 to DATA-3), and only for a person
+//! whose last door event puts them inside the business's secure zone (DATA-7). Every access,
+//! allowed or denied, is an event of the client's log (AUDIT-1).
+
+pub mod crypto;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use mamori_ledger::Event;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+
+use crate::auth::Principal;
+use crate::doors::DoorPolicy;
+use crate::error::{CoreError, Result};
+use crate::policy::Action;
+use crate::types::{Code, Op, Sensitivity, Text};
+use crate::Mamori;
+use crypto::KeyProvider;
+
+pub const VAULT_POLICY: &str = include_str!("../../policy/vault.cedar");
+pub const MAX_STANDING_HOLDERS: i64 = 3;
+
+/// The vault's keys and policy.
+pub struct VaultState {
+    pub kek: Arc<dyn KeyProvider>,
+    pub policy: DoorPolicy,
+}
+
+impl VaultState {
+    pub fn new(kek: Arc<dyn KeyProvider>) -> Result<Self> {
+        let ops: Vec<&'static str> = Op::ALL.iter().map(|o| o.as_str()).collect();
+        Ok(Self { kek, policy: DoorPolicy::with_actions(VAULT_POLICY, &ops)? })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewField {
+    pub name: Code,
+    pub label: Text,
+    pub sensitivity: Sensitivity,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldRow {
+    pub name: String,
+    pub label: String,
+    pub sensitivity: Sensitivity,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewGrant {
+    pub login: String,
+    pub ops: Vec<Op>,
+    pub purpose: Text,
+    /// Length of the grant in hours (1 to 720); it starts now.
+    pub hours: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordRow {
+    pub uid: String,
+    /// Normal fields in the clear, every other field masked.
+    pub fields: BTreeMap<String, String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Revealed {
+    pub uid: String,
+    pub field: String,
+    pub value: String,
+}
+
+struct Business {
+    id: i64,
+    code: String,
+    client: String,
+    zone: Option<i64>,
+    my_number: bool,
+}
+
+/// Masks a value for display: card numbers keep their last four digits, My Numbers nothing,
+/// other personal fields their first character.
+pub fn mask(s: Sensitivity, v: &str) -> String {
+    match s {
+        Sensitivity::Normal => v.to_owned(),
+        Sensitivity::CardNumber => {
+            let digits: String = v.chars().filter(char::is_ascii_digit).collect();
+            let last = digits.get(digits.len().saturating_sub(4)..).unwrap_or("");
+            format!("**** **** **** {last}")
+        }
+        Sensitivity::MyNumber => "************".into(),
+        Sensitivity::Sensitive => "＊＊＊＊".into(),
+        Sensitivity::Personal => {
+            let mut c = v.chars();
+            match c.next() {
+                Some(f) => format!("{f}{}", "＊".repeat(c.count().clamp(1, 8))),
+                None => String::new(),
+            }
+        }
+    }
+}
+
+impl Mamori {
+    async fn business(&self, conn: &mut AnyConnection, code: &str) -> Result<Business> {
+        let row: Option<(i64, String, String, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT b.id, b.code, c.code, b.zone_id, b.my_number FROM businesses b JOIN clients c ON c.id = b.client_id WHERE b.code = $1",
+        )
+        .bind(code)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let (id, code, client, zone, my_number) = row.ok_or(CoreError::NotFound("business"))?;
+        Ok(Business { id, code, client, zone, my_number: my_number != 0 })
+    }
+
+    async fn fields_of(&self, conn: &mut AnyConnection, business: i64) -> Result<Vec<FieldRow>> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT name, label, sensitivity FROM vault_fields WHERE business_id = $1 ORDER BY position")
+                .bind(business)
+                .fetch_all(&mut *conn)
+                .await?;
+        rows.into_iter().map(|(name, label, s)| Ok(FieldRow { name, label, sensitivity: s.parse()? })).collect()
+    }
+
+    /// Links an account to the person it belongs to (presence comes from that person's door events).
+    pub async fn link_user_person(&self, p: &Principal, user_id: i64, employee_no: &str) -> Result<()> {
+        self.require(p, Action::UsersManage).await?;
+        let mut tx = self.db.pool.begin().await?;
+        let person = crate::doors::person_id(&mut tx, employee_no).await?;
+        let n = sqlx::query("UPDATE users SET person_id = $1 WHERE id = $2").bind(person).bind(user_id).execute(&mut *tx).await?.rows_affected();
+        if n == 0 {
+            return Err(CoreError::NotFound("user"));
+        }
+        let ev = Event::new(self.clock.now(), p.actor(), "user.link_person").object("user", user_id).detail("person", person);
+        self.ledger.append_tx(&mut tx, &ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds fields to a business's record schema.
+    pub async fn define_fields(&self, p: &Principal, business: &str, fields: Vec<NewField>) -> Result<()> {
+        self.require(p, Action::VaultSchema).await?;
+        if fields.is_empty() {
+            return Err(CoreError::invalid("fields", "name at least one field"));
+        }
+        let now = self.clock.now();
+        let mut tx = self.db.pool.begin().await?;
+        let b = self.business(&mut tx, business).await?;
+        let (mut pos,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM vault_fields WHERE business_id = $1").bind(b.id).fetch_one(&mut *tx).await?;
+        for f in &fields {
+            if f.sensitivity == Sensitivity::MyNumber && !b.my_number {
+                return Err(CoreError::invalid("sensitivity", "a My Number field needs a business marked for My Number (MYNUM-1)"));
+            }
+            sqlx::query("INSERT INTO vault_fields (business_id, name, label, sensitivity, position) VALUES ($1, $2, $3, $4, $5)")
+                .bind(b.id)
+                .bind(f.name.as_str())
+                .bind(f.label.as_str())
+                .bind(f.sensitivity.as_str())
+                .bind(pos)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| CoreError::from_db_unique(e, "field"))?;
+            pos += 1;
+        }
+        let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+        let ev = Event::new(now, p.actor(), "vault.schema").object("business", &b.code).client(&b.client).detail("fields", names.join(","));
+        self.ledger.append_tx(&mut tx, &ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_fields(&self, p: &Principal, business: &str) -> Result<Vec<FieldRow>> {
+        self.require(p, Action::VaultUse).await?;
+        let mut conn = self.db.pool.acquire().await?;
+        let b = self.business(&mut conn, business).await?;
+        self.fields_of(&mut conn, b.id).await
+    }
+
+    /// CISO approval of a standing holder (DATA-1): at most three per business.
+    pub async fn approve_holder(&self, p: &Principal, business: &str, login: &str) -> Result<()> {
+        self.require(p, Action::VaultHolders).await?;
+        let now = self.clock.now();
+        let mut tx = self.db.pool.begin().await?;
+        let b = self.business(&mut tx, business).await?;
+        let user = user_id(&mut tx, login).await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM vault_holders WHERE business_id = $1").bind(b.id).fetch_one(&mut *tx).await?;
+        if n >= MAX_STANDING_HOLDERS {
+            return Err(CoreError::Conflict(format!("a business has at most {MAX_STANDING_HOLDERS} standing holders")));
+        }
+        sqlx::query("INSERT INTO vault_holders (business_id, user_id, approved_by, approved_at) VALUES ($1, $2, $3, $4)")
+            .bind(b.id)
+            .bind(user)
+            .bind(p.user_id)
+            .bind(now.timestamp_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| CoreError::from_db_unique(e, "standing holder"))?;
+        let ev = Event::new(now, p.actor(), "vault.holder_approve").object("user", user).client(&b.client).detail("business", &b.code);
+        self.ledger.append_tx(&mut tx, &ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn is_holder(&self, conn: &mut AnyConnection, business: i64, user: i64) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT user_id FROM vault_holders WHERE business_id = $1 AND user_id = $2")
+            .bind(business)
+            .bind(user)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// A standing holder grants a colleague operations for a time (DATA-2); never to themselves.
+    pub async fn grant(&self, p: &Principal, business: &str, g: NewGrant) -> Result<i64> {
+        self.require(p, Action::VaultUse).await?;
+        if g.ops.is_empty() {
+            return Err(CoreError::invalid("ops", "name at least one operation"));
+        }
+        if !(1..=720).contains(&g.hours) {
+            return Err(CoreError::invalid("hours", "1 to 720 hours"));
+        }
+        let now = self.clock.now();
+        let mut tx = self.db.pool.begin().await?;
+        let b = self.business(&mut tx, business).await?;
+        if !self.is_holder(&mut tx, b.id, p.user_id).await? {
+            return Err(CoreError::Forbidden { rule: Some("only-standing-holders-grant".into()) });
+        }
+        let user = user_id(&mut tx, &g.login).await?;
+        if user == p.user_id {
+            return Err(CoreError::invalid("login", "nobody grants access to themselves"));
+        }
+        let ops: Vec<&str> = g.ops.iter().map(|o| o.as_str()).collect();
+        let ends = now + Duration::hours(g.hours);
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO vault_grants (business_id, user_id, ops, purpose, starts_at, ends_at, granted_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(b.id)
+        .bind(user)
+        .bind(ops.join(","))
+        .bind(g.purpose.as_str())
+        .bind(now.timestamp_millis())
+        .bind(ends.timestamp_millis())
+        .bind(p.user_id)
+        .bind(now.timestamp_millis())
+        .fetch_one(&mut *tx)
+        .await?;
+        let ev = Event::new(now, p.actor(), "vault.grant")
+            .object("grant", id)
+            .client(&b.client)
+            .purpose(g.purpose.as_str())
+            .detail("business", &b.code)
+            .detail("user", user)
+            .detail("ops", ops.join(","))
+            .detail("until", ends.to_rfc3339());
+        self.ledger.append_tx(&mut tx, &ev).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Revokes a grant at once (by a standing holder of its business).
+    pub async fn revoke_grant(&self, p: &Principal, id: i64) -> Result<()> {
+        self.require(p, Action::VaultUse).await?;
+        let now = self.clock.now();
+        let mut tx = self.db.pool.begin().await?;
+        let row: Option<(i64,)> = sqlx::query_as("SELECT business_id FROM vault_grants WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (bid,) = row.ok_or(CoreError::NotFound("grant"))?;
+        if !self.is_holder(&mut tx, bid, p.user_id).await? {
+            return Err(CoreError::Forbidden { rule: Some("only-standing-holders-grant".into()) });
+        }
+        sqlx::query("UPDATE vault_grants SET revoked_at = $1 WHERE id = $2").bind(now.timestamp_millis()).bind(id).execute(&mut *tx).await?;
+        let (client,): (String,) =
+            sqlx::query_as("SELECT c.code FROM businesses b JOIN clients c ON c.id = b.client_id WHERE b.id = $1").bind(bid).fetch_one(&mut *tx).await?;
+        let ev = Event::new(now, p.actor(), "vault.grant_revoke").object("grant", id).client(&client);
+        self.ledger.append_tx(&mut tx, &ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Decides one operation on a business's data for `p` now: (allowed, rule).
+    async fn decide_op(&self, conn: &mut AnyConnection, p: &Principal, b: &Business, op: Op, my_number_field: bool, now: DateTime<Utc>) -> Result<(bool, String)> {
+        let person: Option<(Option<i64>,)> = sqlx::query_as("SELECT person_id FROM users WHERE id = $1").bind(p.user_id).fetch_optional(&mut *conn).await?;
+        let person = person.and_then(|x| x.0);
+        let present = match (person, b.zone) {
+            (Some(pid), Some(zone)) => {
+                let z: Option<(i64,)> = sqlx::query_as("SELECT zone_id FROM presence WHERE person_id = $1").bind(pid).fetch_optional(&mut *conn).await?;
+                z.is_some_and(|(z,)| z == zone)
+            }
+            _ => false,
+        };
+        let holder = self.is_holder(conn, b.id, p.user_id).await?;
+        let grants: Vec<(String,)> = sqlx::query_as(
+            "SELECT ops FROM vault_grants WHERE business_id = $1 AND user_id = $2 AND revoked_at IS NULL AND starts_at <= $3 AND ends_at > $4",
+        )
+        .bind(b.id)
+        .bind(p.user_id)
+        .bind(now.timestamp_millis())
+        .bind(now.timestamp_millis())
+        .fetch_all(&mut *conn)
+        .await?;
+        let granted = grants.iter().any(|(ops,)| ops.split(',').any(|o| o == op.as_str()));
+        let facts = [
+            ("linked", person.is_some()),
+            ("present", present),
+            ("holder", holder),
+            ("granted", granted),
+            ("my_number_field", my_number_field),
+            ("my_number_business", b.my_number),
+        ];
+        self.vault.policy.evaluate(op.as_str(), p.user_id, b.id, &facts)
+    }
+
+    /// Records a denied attempt in the client's log and returns the error.
+    async fn denied(&self, p: &Principal, b: &Business, op: Op, rule: String, what: Option<(&str, &str)>) -> CoreError {
+        let mut ev = Event::new(self.clock.now(), p.actor(), &format!("data.{}", op.as_str()))
+            .client(&b.client)
+            .detail("business", &b.code)
+            .denied(Some(&rule))
+            .addr(p.addr.clone());
+        if let Some((uid, field)) = what {
+            ev = ev.object("record", uid).detail("field", field);
+        }
+        if let Err(e) = self.ledger.append(ev).await {
+            return e;
+        }
+        CoreError::Forbidden { rule: Some(rule) }
+    }
+
+    async fn data_key(&self, conn: &mut AnyConnection, b: &Business) -> Result<(i64, zeroize::Zeroizing<[u8; 32]>)> {
+        let row: Option<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, wrapped FROM vault_keys WHERE business_id = $1 AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1")
+                .bind(b.id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if let Some((id, wrapped)) = row {
+            return Ok((id, self.vault.kek.unwrap(&wrapped, &crypto::key_aad(b.id, id))?));
+        }
+        let dek = crypto::new_dek();
+        let (id,): (i64,) = sqlx::query_as("INSERT INTO vault_keys (business_id, wrapped, created_at) VALUES ($1, $2, $3) RETURNING id")
+            .bind(b.id)
+            .bind(Vec::<u8>::new())
+            .bind(self.clock.now().timestamp_millis())
+            .fetch_one(&mut *conn)
+            .await?;
+        let wrapped = self.vault.kek.wrap(&dek, &crypto::key_aad(b.id, id))?;
+        sqlx::query("UPDATE vault_keys SET wrapped = $1 WHERE id = $2").bind(wrapped).bind(id).execute(&mut *conn).await?;
+        Ok((id, dek))
+    }
+
+    /// Keys in a record (op `input`): every field above normal is sealed; the event names the
+    /// record, never a value.
+    pub async fn create_record(&self, p: &Principal, business: &str, values: BTreeMap<String, String>) -> Result<String> {
+        self.require(p, Action::VaultUse).await?;
+        let now = self.clock.now();
+        let mut tx = self.db.pool.begin().await?;
+        let b = self.business(&mut tx, business).await?;
+        let fields = self.fields_of(&mut tx, b.id).await?;
+        if fields.is_empty() {
+            return Err(CoreError::invalid("business", "this business has no record schema yet"));
+        }
+        for k in values.keys() {
+            if !fields.iter().any(|f| &f.name == k) {
+                return Err(CoreError::invalid(k, "no such field in this business's schema"));
+            }
+        }
+        for (k, v) in &values {
+            if v.chars().count() > 2000 || v.chars().any(|c| c.is_control() && c != '\n') {
+                return Err(CoreError::invalid(k, "at most 2000 characters, without control characters"));
+            }
+        }
+        let has_mn = fields.iter().any(|f| f.sensitivity == Sensitivity::MyNumber && values.contains_key(&f.name));
+        let (ok, rule) = self.decide_op(&mut tx, p, &b, Op::Input, has_mn, now).await?;
+        if !ok {
+            drop(tx);
+            return Err(self.denied(p, &b, Op::Input, rule, None).await);
+        }
+        let uid = crate::auth::random_token("r_");
+        let (key_id, dek) = self.data_key(&mut tx, &b).await?;
+        let normal: BTreeMap<&str, &str> = fields
+            .iter()
+            .filter(|f| f.sensitivity == Sensitivity::Normal)
+            .filter_map(|f| values.get(&f.name).map(|v| (f.name.as_str(), v.as_str())))
+            .collect();
+        let (rid,): (i64,) = sqlx::query_as(
+            "INSERT INTO vault_records (uid, business_id, key_id, normal, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(&uid)
+        .bind(b.id)
+        .bind(key_id)
+        .bind(serde_json::to_string(&normal).map_err(|e| CoreError::Internal(e.to_string()))?)
+        .bind(p.user_id)
+        .bind(now.timestamp_millis())
+        .fetch_one(&mut *tx)
+        .await?;
+        for f in fields.iter().filter(|f| f.sensitivity != Sensitivity::Normal) {
+            let Some(v) = values.get(&f.name) else { continue };
+            let sealed = crypto::seal(&dek, v.as_bytes(), &crypto::field_aad(b.id, &uid, &f.name))?;
+            sqlx::query("INSERT INTO vault_values (record_id, field, sealed, hint) VALUES ($1, $2, $3, $4)")
+                .bind(rid)
+                .bind(&f.name)
+                .bind(sealed)
+                .bind(mask(f.sensitivity, v))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let ev = Event::new(now, p.actor(), "data.input").object("record", &uid).client(&b.client).rule(&rule).detail("business", &b.code).addr(p.addr.clone());
+        self.ledger.append_tx(&mut tx, &ev).await?;
+        tx.commit().await?;
+        Ok(uid)
+    }
+
+    /// Records of a business, masked (op `view`); the listing is itself a recorded access.
+    pub async fn list_records(&self, p: &Principal, business: &str) -> Result<Vec<RecordRow>> {
+        self.require(p, Action::VaultUse).await?;
+        let now = self.clock.now();
+        let mut tx = self.db.pool.begin().await?;
+        let b = self.business(&mut tx, business).await?;
+        let (ok, rule) = self.decide_op(&mut tx, p, &b, Op::View, false, now).await?;
+        if !ok {
+            drop(tx);
+            return Err(self.denied(p, &b, Op::View, rule, None).await);
+        }
+        let recs: Vec<(i64, String, String, i64)> =
+            sqlx::query_as("SELECT id, uid, normal, created_at FROM vault_records WHERE business_id = $1 ORDER BY id DESC LIMIT 500")
+                .bind(b.id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let hints: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT v.record_id, v.field, v.hint FROM vault_values v JOIN vault_records r ON r.id = v.record_id WHERE r.business_id = $1",
+        )
+        .bind(b.id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::with_capacity(recs.len());
+        for (id, uid, normal, created_at) in recs {
+            let mut fields: BTreeMap<String, String> = serde_json::from_str(&normal).unwrap_or_default();
+            for (_, f, h) in hints.iter().filter(|(r, _, _)| *r == id) {
+                fields.insert(f.clone(), h.clone());
+            }
+            out.push(RecordRow { uid, fields, created_at });
+        }
+        let ev = Event::new(now, p.actor(), "data.list").client(&b.client).rule(&rule).detail("business", &b.code).detail("records", out.len()).addr(p.addr.clone());
+        self.ledger.append_tx(&mut tx, &ev).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Reveals one field of one record (op `view`), with the stated purpose; the reveal is the
+    /// recorded access, durable before the value is returned.
+    pub async fn reveal(&self, p: &Principal, business: &str, uid: &str, field: &str, purpose: &str) -> Result<Revealed> {
+        self.require(p, Action::VaultUse).await?;
+        let purpose = purpose.trim();
+        if purpose.is_empty() || purpose.chars().count() > 200 {
+            return Err(CoreError::invalid("purpose", "state why you need to see this field (at most 200 characters)"));
+        }
+        let now = self.clock.now();
+        let mut tx = self.db.pool.begin().await?;
+        let b = self.business(&mut tx, business).await?;
+        let fields = self.fields_of(&mut tx, b.id).await?;
+        let f = fields.iter().find(|f| f.name == field).ok_or_else(|| CoreError::invalid("field", "no such field"))?;
+        let (ok, rule) = self.decide_op(&mut tx, p, &b, Op::View, f.sensitivity == Sensitivity::MyNumber, now).await?;
+        if !ok {
+            drop(tx);
+            return Err(self.denied(p, &b, Op::View, rule, Some((uid, field))).await);
+        }
+        let row: Option<(i64, i64, String)> = sqlx::query_as("SELECT id, key_id, normal FROM vault_records WHERE business_id = $1 AND uid = $2")
+            .bind(b.id)
+            .bind(uid)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (rid, key_id, normal) = row.ok_or(CoreError::NotFound("record"))?;
+        let value = if f.sensitivity == Sensitivity::Normal {
+            let m: BTreeMap<String, String> = serde_json::from_str(&normal).unwrap_or_default();
+            m.get(field).cloned().unwrap_or_default()
+        } else {
+            let sealed: Option<(Vec<u8>,)> =
+                sqlx::query_as("SELECT sealed FROM vault_values WHERE record_id = $1 AND field = $2").bind(rid).bind(field).fetch_optional(&mut *tx).await?;
+            match sealed {
+                None => String::new(),
+                Some((sealed,)) => {
+                    let wrapped: Option<(Vec<u8>,)> = sqlx::query_as("SELECT wrapped FROM vault_keys WHERE id = $1 AND destroyed_at IS NULL")
+                        .bind(key_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let (wrapped,) = wrapped.ok_or(CoreError::NotFound("data key (destroyed)"))?;
+                    let dek = self.vault.kek.unwrap(&wrapped, &crypto::key_aad(b.id, key_id))?;
+                    let plain = crypto::open(&dek, &sealed, &crypto::field_aad(b.id, uid, field))?;
+                    String::from_utf8(plain).map_err(|_| CoreError::Internal("value is not text".into()))?
+                }
+            }
+        };
+        let ev = Event::new(now, p.actor(), "data.reveal")
+            .object("record", uid)
+            .client(&b.client)
+            .rule(&rule)
+            .purpose(purpose)
+            .detail("business", &b.code)
+            .detail("field", field)
+            .addr(p.addr.clone());
+        self.ledger.append_tx(&mut tx, &ev).await?;
+        tx.commit().await?;
+        Ok(Revealed { uid: uid.to_owned(), field: field.to_owned(), value })
+    }
+}
+
+async fn user_id(conn: &mut AnyConnection, login: &str) -> Result<i64> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE login = $1").bind(login).fetch_optional(&mut *conn).await?;
+    row.map(|r| r.0).ok_or_else(|| CoreError::invalid("login", format!("no such account: {login}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks() {
+        assert_eq!(mask(Sensitivity::CardNumber, "4111 1111 1111 1234"), "**** **** **** 1234");
+        assert_eq!(mask(Sensitivity::MyNumber, "123456789012"), "************");
+        assert_eq!(mask(Sensitivity::Personal, "山田 太郎"), "山＊＊＊＊");
+        assert_eq!(mask(Sensitivity::Normal, "A-1"), "A-1");
+    }
+}
