@@ -29,6 +29,7 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::POST, "/api/v1/vault/{business}/fields", "Add fields to a business's record schema", Some(A::VaultSchema), post!(define_fields)),
         r(M::POST, "/api/v1/vault/{business}/holders", "CISO approval of a standing holder (DATA-1)", Some(A::VaultHolders), post!(approve_holder)),
         r(M::POST, "/api/v1/vault/{business}/grants", "A standing holder grants operations for a time (DATA-2)", Some(A::VaultUse), post!(grant)),
+        r(M::GET, "/api/v1/vault/{business}/access", "The access-holder list (アクセス権限者リスト) and grant history", Some(A::VaultUse), get!(access_list)),
         r(M::POST, "/api/v1/vault/grants/{id}/revoke", "Revoke a grant at once", Some(A::VaultUse), post!(revoke_grant)),
         r(M::GET, "/api/v1/vault/{business}/records", "Records, masked (a recorded access)", Some(A::VaultUse), get!(list_records)),
         r(M::POST, "/api/v1/vault/{business}/records", "Key in a record (fields above normal are encrypted)", Some(A::VaultUse), post!(create_record)),
@@ -101,4 +102,8 @@ struct Reveal {
 
 async fn reveal(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path((b, uid)): Path<(String, String)>, ApiJson(r): ApiJson<Reveal>) -> WebResult<Json<Value>> {
     Ok(Json(json!(st.app.reveal(&p, &b, &uid, &r.field, &r.purpose).await?)))
+}
+
+async fn access_list(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(b): Path<String>) -> WebResult<Json<Value>> {
+    Ok(Json(json!(st.app.access_list(&p, &b).await?)))
 }

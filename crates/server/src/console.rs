@@ -101,6 +101,7 @@ impl Chrome<'_> {
             "credentials" => "/credentials",
             "monitor" => "/monitor",
             "visitors" => "/visitors",
+            "vault" => "/vault",
             _ => "/",
         }
     }

@@ -6,6 +6,7 @@ pub mod api_doors;
 pub mod api_vault;
 pub mod console;
 pub mod console_doors;
+pub mod console_vault;
 pub mod error;
 pub mod i18n;
 
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(console::routes())
         .merge(console_doors::routes())
+        .merge(console_vault::routes())
         .layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024))
         .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .with_state(state)

@@ -532,3 +532,79 @@ mod tests {
         assert_eq!(mask(Sensitivity::Normal, "A-1"), "A-1");
     }
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HolderRow {
+    pub login: String,
+    pub name: String,
+    pub approved_by: String,
+    pub approved_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GrantRow {
+    pub id: i64,
+    pub login: String,
+    pub name: String,
+    pub ops: Vec<String>,
+    pub purpose: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub granted_by: String,
+    pub revoked_at: Option<i64>,
+    pub active: bool,
+}
+
+/// The access-holder list of a business (アクセス権限者リスト) and its grant history.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessList {
+    pub business: String,
+    pub holders: Vec<HolderRow>,
+    pub grants: Vec<GrantRow>,
+    /// Whether the caller is a standing holder (may grant).
+    pub caller_is_holder: bool,
+}
+
+impl Mamori {
+    pub async fn access_list(&self, p: &Principal, business: &str) -> Result<AccessList> {
+        self.require(p, Action::VaultUse).await?;
+        let now = self.clock.now().timestamp_millis();
+        let mut conn = self.db.pool.acquire().await?;
+        let b = self.business(&mut conn, business).await?;
+        let holders: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT u.login, u.display_name, a.login, h.approved_at FROM vault_holders h JOIN users u ON u.id = h.user_id \
+             JOIN users a ON a.id = h.approved_by WHERE h.business_id = $1 ORDER BY u.login",
+        )
+        .bind(b.id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let grants: Vec<(i64, String, String, String, String, i64, i64, String, Option<i64>)> = sqlx::query_as(
+            "SELECT g.id, u.login, u.display_name, g.ops, g.purpose, g.starts_at, g.ends_at, a.login, g.revoked_at FROM vault_grants g \
+             JOIN users u ON u.id = g.user_id JOIN users a ON a.id = g.granted_by WHERE g.business_id = $1 ORDER BY g.id DESC LIMIT 500",
+        )
+        .bind(b.id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let caller_is_holder = self.is_holder(&mut conn, b.id, p.user_id).await?;
+        Ok(AccessList {
+            business: b.code,
+            holders: holders.into_iter().map(|(login, name, approved_by, approved_at)| HolderRow { login, name, approved_by, approved_at }).collect(),
+            grants: grants
+                .into_iter()
+                .map(|(id, login, name, ops, purpose, starts_at, ends_at, granted_by, revoked_at)| GrantRow {
+                    id,
+                    login,
+                    name,
+                    ops: ops.split(',').map(str::to_owned).collect(),
+                    purpose,
+                    starts_at,
+                    ends_at,
+                    granted_by,
+                    active: revoked_at.is_none() && starts_at <= now && now < ends_at,
+                    revoked_at,
+                })
+                .collect(),
+            caller_is_holder,
+        })
+    }
+}

@@ -24,7 +24,10 @@ async fn status(r: reqwest::Response) -> (u16, Value) {
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn vault_first_part(app: TestApp) {
+/// The secure room HS with its door, the business CARD-APP of client CARDCO in it, and two
+/// operators linked to people E0 ("holder") and E1 ("colleague") with cards for HS.
+/// Returns (ciso, agent, holder, colleague) tokens.
+pub async fn secure_room(app: &TestApp) -> (String, String, String, String) {
     // The secure room, its door, and three people with accounts.
     ok(app.post("/api/v1/zones", &json!({"code": "HS", "name": "高セキュリティエリア", "level": "high"})).await).await;
     ok(app.post("/api/v1/doors", &json!({"code": "D-HS", "name": "HS", "inside": "HS"})).await).await;
@@ -48,7 +51,11 @@ async fn vault_first_part(app: TestApp) {
         assert!(r.status().is_success());
         tokens.push(t);
     }
-    let (holder, colleague) = (tokens[0].clone(), tokens[1].clone());
+    (ciso, agent, tokens[0].clone(), tokens[1].clone())
+}
+
+async fn vault_first_part(app: TestApp) {
+    let (ciso, agent, holder, colleague) = secure_room(&app).await;
     let badge = |card: String, reader: &'static str| {
         let (app, agent) = (&app, &agent);
         async move { ok(app.post_as(agent, "/api/v1/doors/decide", &json!({"reader": reader, "card": card})).await).await }
