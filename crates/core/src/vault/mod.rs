@@ -521,8 +521,25 @@ async fn user_id(conn: &mut AnyConnection, login: &str) -> Result<i64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// No combination of link, presence, holding, grants and My Number lets an operation
+        /// through unless the person is linked, inside the zone, holds or was granted it, and a
+        /// My Number field sits in a My Number business (DATA-1 to DATA-7, MYNUM-1).
+        #[test]
+        fn nothing_opens_that_the_policy_does_not_allow(b in proptest::collection::vec(any::<bool>(), 6), op in 0usize..9) {
+            let st = VaultState::new(Arc::new(crypto::FileKek::load_or_create(&std::env::temp_dir().join(format!("kek-{}", std::process::id()))).unwrap())).unwrap();
+            let names = ["linked", "present", "holder", "granted", "my_number_field", "my_number_business"];
+            let facts: Vec<(&'static str, bool)> = names.iter().copied().zip(b.iter().copied()).collect();
+            let (allowed, rule) = st.policy.evaluate(Op::ALL[op].as_str(), 1, 1, &facts).unwrap();
+            let should = b[0] && b[1] && (b[2] || b[3]) && (!b[4] || b[5]);
+            prop_assert_eq!(allowed, should, "rule {}", rule);
+        }
+    }
 
     #[test]
     fn masks() {
