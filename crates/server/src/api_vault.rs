@@ -33,6 +33,7 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::POST, "/api/v1/vault/grants/{id}/revoke", "Revoke a grant at once", Some(A::VaultUse), post!(revoke_grant)),
         r(M::GET, "/api/v1/vault/{business}/records", "Records, masked (a recorded access)", Some(A::VaultUse), get!(list_records)),
         r(M::POST, "/api/v1/vault/{business}/records", "Key in a record (fields above normal are encrypted)", Some(A::VaultUse), post!(create_record)),
+        r(M::POST, "/api/v1/vault/{business}/records/import", "Batch import of records (CSV, UTF-8 or Shift_JIS)", Some(A::VaultUse), post!(import_records)),
         r(M::POST, "/api/v1/vault/{business}/records/{uid}/reveal", "Reveal one field, with a purpose (a recorded access)", Some(A::VaultUse), post!(reveal)),
     ]
 }
@@ -106,4 +107,9 @@ async fn reveal(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(
 
 async fn access_list(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(b): Path<String>) -> WebResult<Json<Value>> {
     Ok(Json(json!(st.app.access_list(&p, &b).await?)))
+}
+
+async fn import_records(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(b): Path<String>, body: axum::body::Bytes) -> WebResult<(StatusCode, Json<Value>)> {
+    let n = st.app.import_records(&p, &b, &body).await?;
+    Ok((StatusCode::CREATED, Json(json!({"imported": n}))))
 }

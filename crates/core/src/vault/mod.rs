@@ -370,24 +370,33 @@ impl Mamori {
         if fields.is_empty() {
             return Err(CoreError::invalid("business", "this business has no record schema yet"));
         }
-        for k in values.keys() {
-            if !fields.iter().any(|f| &f.name == k) {
-                return Err(CoreError::invalid(k, "no such field in this business's schema"));
-            }
-        }
-        for (k, v) in &values {
-            if v.chars().count() > 2000 || v.chars().any(|c| c.is_control() && c != '\n') {
-                return Err(CoreError::invalid(k, "at most 2000 characters, without control characters"));
-            }
-        }
+        check_values(&fields, &values)?;
         let has_mn = fields.iter().any(|f| f.sensitivity == Sensitivity::MyNumber && values.contains_key(&f.name));
         let (ok, rule) = self.decide_op(&mut tx, p, &b, Op::Input, has_mn, now).await?;
         if !ok {
             drop(tx);
             return Err(self.denied(p, &b, Op::Input, rule, None).await);
         }
-        let uid = crate::auth::random_token("r_");
         let (key_id, dek) = self.data_key(&mut tx, &b).await?;
+        let uid = self.insert_record(&mut tx, p, &b, &fields, key_id, &dek, &values, &rule, now).await?;
+        tx.commit().await?;
+        Ok(uid)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_record(
+        &self,
+        conn: &mut AnyConnection,
+        p: &Principal,
+        b: &Business,
+        fields: &[FieldRow],
+        key_id: i64,
+        dek: &[u8; 32],
+        values: &BTreeMap<String, String>,
+        rule: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        let uid = crate::auth::random_token("r_");
         let normal: BTreeMap<&str, &str> = fields
             .iter()
             .filter(|f| f.sensitivity == Sensitivity::Normal)
@@ -402,23 +411,71 @@ impl Mamori {
         .bind(serde_json::to_string(&normal).map_err(|e| CoreError::Internal(e.to_string()))?)
         .bind(p.user_id)
         .bind(now.timestamp_millis())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?;
         for f in fields.iter().filter(|f| f.sensitivity != Sensitivity::Normal) {
             let Some(v) = values.get(&f.name) else { continue };
-            let sealed = crypto::seal(&dek, v.as_bytes(), &crypto::field_aad(b.id, &uid, &f.name))?;
+            let sealed = crypto::seal(dek, v.as_bytes(), &crypto::field_aad(b.id, &uid, &f.name))?;
             sqlx::query("INSERT INTO vault_values (record_id, field, sealed, hint) VALUES ($1, $2, $3, $4)")
                 .bind(rid)
                 .bind(&f.name)
                 .bind(sealed)
                 .bind(mask(f.sensitivity, v))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
         }
-        let ev = Event::new(now, p.actor(), "data.input").object("record", &uid).client(&b.client).rule(&rule).detail("business", &b.code).addr(p.addr.clone());
+        let ev = Event::new(now, p.actor(), "data.input").object("record", &uid).client(&b.client).rule(rule).detail("business", &b.code).addr(p.addr.clone());
+        self.ledger.append_tx(conn, &ev).await?;
+        Ok(uid)
+    }
+
+    /// Batch import of records from CSV (UTF-8 or Shift_JIS; the header names the fields by
+    /// name or by label). A bad row rejects the whole file with its line number; nothing of it
+    /// is half-imported. Each record is its own `data.input` event.
+    pub async fn import_records(&self, p: &Principal, business: &str, bytes: &[u8]) -> Result<usize> {
+        self.require(p, Action::VaultUse).await?;
+        let text = crate::directory::decode_csv(bytes)?;
+        let now = self.clock.now();
+        let mut tx = self.db.pool.begin().await?;
+        let b = self.business(&mut tx, business).await?;
+        let fields = self.fields_of(&mut tx, b.id).await?;
+        let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
+        let headers = rdr.headers().map_err(|e| CoreError::Import { line: 1, message: e.to_string() })?.clone();
+        let mut cols = Vec::new();
+        for h in headers.iter() {
+            let h = h.trim();
+            let f = fields
+                .iter()
+                .find(|f| f.name == h || f.label == h)
+                .ok_or_else(|| CoreError::Import { line: 1, message: format!("unknown column {h:?}") })?;
+            cols.push(f.name.clone());
+        }
+        let mut rows = Vec::new();
+        for (i, rec) in rdr.records().enumerate() {
+            let line = i as u64 + 2;
+            let rec = rec.map_err(|e| CoreError::Import { line, message: e.to_string() })?;
+            let values: BTreeMap<String, String> =
+                cols.iter().cloned().zip(rec.iter().map(|v| v.trim().to_owned())).filter(|(_, v)| !v.is_empty()).collect();
+            check_values(&fields, &values).map_err(|e| CoreError::Import { line, message: e.to_string() })?;
+            rows.push(values);
+        }
+        if rows.is_empty() {
+            return Err(CoreError::Import { line: 2, message: "the file has no records".into() });
+        }
+        let has_mn = fields.iter().any(|f| f.sensitivity == Sensitivity::MyNumber && cols.contains(&f.name));
+        let (ok, rule) = self.decide_op(&mut tx, p, &b, Op::Input, has_mn, now).await?;
+        if !ok {
+            drop(tx);
+            return Err(self.denied(p, &b, Op::Input, rule, None).await);
+        }
+        let (key_id, dek) = self.data_key(&mut tx, &b).await?;
+        for values in &rows {
+            self.insert_record(&mut tx, p, &b, &fields, key_id, &dek, values, &rule, now).await?;
+        }
+        let ev = Event::new(now, p.actor(), "data.import").client(&b.client).rule(&rule).detail("business", &b.code).detail("records", rows.len());
         self.ledger.append_tx(&mut tx, &ev).await?;
         tx.commit().await?;
-        Ok(uid)
+        Ok(rows.len())
     }
 
     /// Records of a business, masked (op `view`); the listing is itself a recorded access.
@@ -513,6 +570,28 @@ impl Mamori {
         tx.commit().await?;
         Ok(Revealed { uid: uid.to_owned(), field: field.to_owned(), value })
     }
+}
+
+fn check_values(fields: &[FieldRow], values: &BTreeMap<String, String>) -> Result<()> {
+    for (k, v) in values {
+        if !fields.iter().any(|f| &f.name == k) {
+            return Err(CoreError::invalid(k, "no such field in this business's schema"));
+        }
+        if v.chars().count() > 2000 || v.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(CoreError::invalid(k, "at most 2000 characters, without control characters"));
+        }
+        let f = fields.iter().find(|f| &f.name == k);
+        if f.is_some_and(|f| f.sensitivity == Sensitivity::CardNumber) {
+            let digits = v.chars().filter(char::is_ascii_digit).count();
+            if !(12..=19).contains(&digits) || v.chars().any(|c| !c.is_ascii_digit() && c != ' ' && c != '-') {
+                return Err(CoreError::invalid(k, "a card number is 12 to 19 digits"));
+            }
+        }
+        if f.is_some_and(|f| f.sensitivity == Sensitivity::MyNumber) && (v.len() != 12 || !v.chars().all(|c| c.is_ascii_digit())) {
+            return Err(CoreError::invalid(k, "a My Number is 12 digits"));
+        }
+    }
+    Ok(())
 }
 
 async fn user_id(conn: &mut AnyConnection, login: &str) -> Result<i64> {

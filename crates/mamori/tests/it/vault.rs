@@ -102,6 +102,22 @@ async fn vault_first_part(app: TestApp) {
     assert!(text.contains("data.reveal") && text.contains("申込内容の照合") && text.contains("outside-secure-zone"));
     assert!(!text.contains("4111 1111") && !text.contains("090-1234"), "no values in the ledger");
 
+    // Batch import in Shift_JIS: a bad row rejects the file with its line number, nothing is
+    // half-imported; a good file comes in whole (DATA-4 sealing applies the same).
+    let before = ok(app.get_as(&holder, "/api/v1/vault/CARD-APP/records").await).await.as_array().unwrap().len();
+    let bad = "申込番号,氏名,カード番号\nA-0002,顧客 二郎,4111111111112222\nA-0003,顧客 三郎,12ab\n";
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(bad);
+    let r = app.http.post(app.url("/api/v1/vault/CARD-APP/records/import")).bearer_auth(&holder).header("content-type", "text/csv").body(sjis.into_owned()).send().await.unwrap();
+    let (s, body) = status(r).await;
+    assert_eq!((s, body["line"].as_u64()), (422, Some(3)), "{body}");
+    assert_eq!(ok(app.get_as(&holder, "/api/v1/vault/CARD-APP/records").await).await.as_array().unwrap().len(), before);
+    let good = bad.replace("12ab", "4111111111113333");
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(&good);
+    let r = app.http.post(app.url("/api/v1/vault/CARD-APP/records/import")).bearer_auth(&holder).header("content-type", "text/csv").body(sjis.into_owned()).send().await.unwrap();
+    assert_eq!(ok(r).await["imported"], 2);
+    let list = ok(app.get_as(&holder, "/api/v1/vault/CARD-APP/records").await).await;
+    assert!(list.to_string().contains("**** **** **** 3333") && list.to_string().contains("顧＊＊＊＊"));
+
     // A colleague in the room has nothing until a holder grants it; nobody grants themselves.
     assert!(badge("felica:0102030405060701".into(), "IN").await["allowed"].as_bool().unwrap());
     let reveal = |t: String| {
