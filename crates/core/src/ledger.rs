@@ -273,6 +273,12 @@ impl LedgerService {
         self.signer.verifier()
     }
 
+    /// Signs a document (a deletion certificate, say) with the centre's key, as a signed note
+    /// that anyone holding the verifier key can check.
+    pub fn sign_note(&self, body: &str) -> String {
+        self.signer.sign(body)
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }

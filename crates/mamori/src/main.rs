@@ -80,6 +80,11 @@ enum Cmd {
     },
     /// Door agent: OSDP readers next to the doors, decisions from the server, offline cache
     DoorAgent(DoorAgentArgs),
+    /// Deletion certificates (データ削除証明書)
+    Certificate {
+        #[command(subcommand)]
+        cmd: CertificateCmd,
+    },
     /// Benchmarks
     Bench {
         #[command(subcommand)]
@@ -167,6 +172,17 @@ enum LedgerCmd {
         /// csv or json
         #[arg(long, default_value = "json")]
         format: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertificateCmd {
+    /// Check a deletion certificate offline with the centre's public key
+    Check {
+        file: PathBuf,
+        /// The centre's verifier key (name+id+key), or @FILE
+        #[arg(long)]
+        key: String,
     },
 }
 
@@ -319,6 +335,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Bench { cmd: BenchCmd::Ledger { events, proof_tree } } => bench::ledger(events, proof_tree).await,
         Cmd::Bench { cmd: BenchCmd::Doors { presentations } } => bench_doors::doors(presentations).await,
         Cmd::DoorAgent(a) => door_agent(a).await,
+        Cmd::Certificate { cmd: CertificateCmd::Check { file, key } } => {
+            let key = if let Some(p) = key.strip_prefix('@') { std::fs::read_to_string(p)? } else { key };
+            let verifier = mamori_ledger::NoteVerifier::from_key_string(key.trim()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            match verifier.open(&text) {
+                Ok(body) => {
+                    print!("{body}");
+                    println!("OK: signed by {}", verifier.name());
+                    Ok(())
+                }
+                Err(e) => bail!("FAILED: {e}"),
+            }
+        }
 
     }
 }

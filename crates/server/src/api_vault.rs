@@ -29,6 +29,7 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::POST, "/api/v1/vault/{business}/fields", "Add fields to a business's record schema", Some(A::VaultSchema), post!(define_fields)),
         r(M::POST, "/api/v1/vault/{business}/holders", "CISO approval of a standing holder (DATA-1)", Some(A::VaultHolders), post!(approve_holder)),
         r(M::POST, "/api/v1/vault/{business}/grants", "A standing holder grants operations for a time (DATA-2)", Some(A::VaultUse), post!(grant)),
+        r(M::POST, "/api/v1/vault/{business}/delete", "Delete all of a business's data (crypto-shredding) and get the signed deletion certificate", Some(A::VaultSchema), post!(delete_all)),
         r(M::GET, "/api/v1/vault/{business}/access", "The access-holder list (アクセス権限者リスト) and grant history", Some(A::VaultUse), get!(access_list)),
         r(M::POST, "/api/v1/vault/grants/{id}/revoke", "Revoke a grant at once", Some(A::VaultUse), post!(revoke_grant)),
         r(M::GET, "/api/v1/vault/{business}/records", "Records, masked (a recorded access)", Some(A::VaultUse), get!(list_records)),
@@ -112,4 +113,14 @@ async fn access_list(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, 
 async fn import_records(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(b): Path<String>, body: axum::body::Bytes) -> WebResult<(StatusCode, Json<Value>)> {
     let n = st.app.import_records(&p, &b, &body).await?;
     Ok((StatusCode::CREATED, Json(json!({"imported": n}))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteAll {
+    reason: String,
+}
+
+async fn delete_all(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(b): Path<String>, ApiJson(d): ApiJson<DeleteAll>) -> WebResult<Json<Value>> {
+    Ok(Json(json!(st.app.delete_business_data(&p, &b, &d.reason).await?)))
 }

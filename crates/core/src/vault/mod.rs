@@ -572,6 +572,69 @@ impl Mamori {
     }
 }
 
+/// A deletion certificate (データ削除証明書): a signed note by the centre's key.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletionCertificate {
+    pub certificate: String,
+    pub records: i64,
+    pub keys_destroyed: Vec<i64>,
+    /// Index of the deletion's event in the centre's log.
+    pub ledger_index: u64,
+}
+
+impl Mamori {
+    /// Deletes all of a business's customer data at contract end (LIFE-3, LIFE-7): its data keys
+    /// are destroyed (crypto-shredding), the ciphertext and records removed, the deletion
+    /// recorded in the client's log, and a certificate signed with the centre's key returned.
+    pub async fn delete_business_data(&self, p: &Principal, business: &str, reason: &str) -> Result<DeletionCertificate> {
+        self.require(p, Action::VaultSchema).await?;
+        self.require_recent_auth(p)?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 200 || reason.contains('\n') {
+            return Err(CoreError::invalid("reason", "state the reason (contract end, client's request…), one line"));
+        }
+        let now = self.clock.now();
+        let mut tx = self.db.pool.begin().await?;
+        let b = self.business(&mut tx, business).await?;
+        // Write first (SQLite takes its write lock before any read).
+        let keys: Vec<(i64,)> = sqlx::query_as("SELECT id FROM vault_keys WHERE business_id = $1 AND destroyed_at IS NULL ORDER BY id")
+            .bind(b.id)
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE vault_keys SET wrapped = $1, destroyed_at = $2 WHERE business_id = $3 AND destroyed_at IS NULL")
+            .bind(Vec::<u8>::new())
+            .bind(now.timestamp_millis())
+            .bind(b.id)
+            .execute(&mut *tx)
+            .await?;
+        let (records,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM vault_records WHERE business_id = $1").bind(b.id).fetch_one(&mut *tx).await?;
+        sqlx::query("DELETE FROM vault_values WHERE record_id IN (SELECT id FROM vault_records WHERE business_id = $1)").bind(b.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM vault_records WHERE business_id = $1").bind(b.id).execute(&mut *tx).await?;
+        let key_ids: Vec<i64> = keys.into_iter().map(|(k,)| k).collect();
+        let ids = key_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let ev = Event::new(now, p.actor(), "data.delete_all")
+            .object("business", &b.code)
+            .client(&b.client)
+            .detail("records", records)
+            .detail("keys_destroyed", &ids)
+            .detail("reason", reason);
+        let (utc, jst) = mamori_ledger::event::timestamps(now);
+        let idx = self.ledger.append_tx(&mut tx, &ev).await?;
+        tx.commit().await?;
+        let body = format!(
+            "mamori データ削除証明書 / data deletion certificate\n\
+             centre: {}\nclient: {}\nbusiness: {}\nrecords: {records}\ndata keys destroyed: {}\nmethod: crypto-shredding (data keys destroyed), ciphertext removed\n\
+             reason: {reason}\ndeleted at: {jst} ({utc})\nledger: {} log entry {idx} (action data.delete_all)\n",
+            self.settings.centre_name,
+            b.client,
+            b.code,
+            if ids.is_empty() { "-".to_owned() } else { ids },
+            self.settings.centre_name,
+        );
+        Ok(DeletionCertificate { certificate: self.ledger.sign_note(&body), records, keys_destroyed: key_ids, ledger_index: idx })
+    }
+}
+
 fn check_values(fields: &[FieldRow], values: &BTreeMap<String, String>) -> Result<()> {
     for (k, v) in values {
         if !fields.iter().any(|f| &f.name == k) {

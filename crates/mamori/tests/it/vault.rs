@@ -159,6 +159,23 @@ async fn vault_first_part(app: TestApp) {
     sqlx::query("UPDATE vault_values SET sealed = $1 WHERE field = 'phone'").bind(bad).execute(&app.app.db.pool).await.unwrap();
     let (s, _) = reveal(holder.clone()).await;
     assert!(s >= 500, "tampering detected: {s}");
+    // Contract end: only the security office deletes, with a reason; the data keys are destroyed,
+    // the records gone, and the certificate verifies with the centre's key (LIFE-3, LIFE-7).
+    let (s, _) = status(app.post_as(&holder, "/api/v1/vault/CARD-APP/delete", &json!({"reason": "契約終了"})).await).await;
+    assert_eq!(s, 403);
+    let (s, _) = status(app.post_as(&ciso, "/api/v1/vault/CARD-APP/delete", &json!({"reason": " "})).await).await;
+    assert_eq!(s, 422);
+    let cert = ok(app.post_as(&ciso, "/api/v1/vault/CARD-APP/delete", &json!({"reason": "契約終了（2026年3月末）"})).await).await;
+    let text = cert["certificate"].as_str().unwrap();
+    let body = app.app.ledger.verifier().open(text).expect("certificate verifies").to_owned();
+    assert!(body.contains("データ削除証明書") && body.contains("records: 3") && body.contains("client: CARDCO"), "{body}");
+    assert!(app.app.ledger.verifier().open(&text.replace("records: 3", "records: 2")).is_err(), "an altered certificate fails");
+    assert_eq!(ok(app.get_as(&holder, "/api/v1/vault/CARD-APP/records").await).await.as_array().unwrap().len(), 0);
+    let keys: Vec<(Vec<u8>, Option<i64>)> = sqlx::query_as("SELECT wrapped, destroyed_at FROM vault_keys").fetch_all(&app.app.db.pool).await.unwrap();
+    assert!(keys.iter().all(|(w, d)| w.is_empty() && d.is_some()));
+    let log = ok(app.get("/api/v1/ledger/events?client=CARDCO&action=data.delete_all").await).await;
+    assert_eq!(log.as_array().unwrap().len(), 1);
+
     // The KEK is outside the database, owner-only.
     let kek = app.data_dir().join("vault.kek");
     use std::os::unix::fs::PermissionsExt;
@@ -168,4 +185,24 @@ async fn vault_first_part(app: TestApp) {
 async fn ok_empty(r: reqwest::Response) {
     let s = r.status();
     assert!(s.is_success(), "{s}: {}", r.text().await.unwrap_or_default());
+}
+
+/// A client checks its deletion certificate with the real binary, offline (LIFE-7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_check_cli() {
+    let app = mamori_testkit::spawn_app(mamori_testkit::Backend::Sqlite).await.unwrap();
+    ok(app.post("/api/v1/clients", &json!({"code": "C1", "name": "委託元"})).await).await;
+    ok(app.post("/api/v1/businesses", &json!({"code": "B1", "name": "業務", "client": "C1"})).await).await;
+    let cert = ok(app.post("/api/v1/vault/B1/delete", &json!({"reason": "契約終了"})).await).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("certificate.txt");
+    std::fs::write(&file, cert["certificate"].as_str().unwrap()).unwrap();
+    let key = app.app.ledger.verifier().to_key_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mamori")).args(["certificate", "check"]).arg(&file).args(["--key", &key]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("データ削除証明書") && stdout.contains("OK: signed by"), "{stdout}");
+    std::fs::write(&file, cert["certificate"].as_str().unwrap().replace("client: C1", "client: C2")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mamori")).args(["certificate", "check"]).arg(&file).args(["--key", &key]).output().unwrap();
+    assert!(!out.status.success());
 }
