@@ -195,7 +195,7 @@ impl Mamori {
         }
         let hash = hash_password(&pw)?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO users (login, display_name, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -336,7 +336,7 @@ impl Mamori {
         let Some((id, login, display_name, hash, totp_secret, failed, locked_until, disabled)) = row else {
             // Same work as a wrong password: no enumeration by timing.
             let _ = check_password(&self.dummy_hash, password);
-            let mut tx = self.db.pool.begin().await?;
+            let mut tx = self.db.begin().await?;
             if let Some(a) = &addr {
                 self.note_addr_failure(&mut tx, a, now_ms).await?;
             }
@@ -365,7 +365,7 @@ impl Mamori {
             let failed = failed + 1;
             let lock = failed >= self.settings.lockout_threshold;
             let until = if lock { now_ms + self.settings.lockout_for.num_milliseconds() } else { 0 };
-            let mut tx = self.db.pool.begin().await?;
+            let mut tx = self.db.begin().await?;
             sqlx::query("UPDATE users SET failed_count = $1, locked_until = $2 WHERE id = $3")
                 .bind(if lock { 0 } else { failed })
                 .bind(until)
@@ -405,7 +405,7 @@ impl Mamori {
         let user_actor = Actor { kind: "user".into(), id: id.to_string() };
         let token = random_token(if kind == SessionKind::Api { "mms_" } else { "" });
         let csrf = random_token("");
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         sqlx::query("UPDATE users SET failed_count = 0 WHERE id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, kind, csrf, created_at, last_seen_at, auth_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -507,7 +507,7 @@ impl Mamori {
             self.ledger.append(ev).await?;
             return Err(CoreError::AuthFailed);
         }
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         sqlx::query("UPDATE sessions SET locked = 0, last_seen_at = $1, auth_at = $2 WHERE token_hash = $3")
             .bind(now.timestamp_millis())
             .bind(now.timestamp_millis())
@@ -535,7 +535,7 @@ impl Mamori {
     }
 
     pub async fn sign_out(&self, token: &str, p: &Principal) -> Result<()> {
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(sha256_hex(token)).execute(&mut *tx).await?;
         self.ledger.append_tx(&mut tx, &Event::new(self.clock.now(), p.actor(), "session.logout")).await?;
         tx.commit().await?;
@@ -556,7 +556,7 @@ impl Mamori {
         let (user_id,) = row.ok_or(CoreError::NotFound("user"))?;
         let token = random_token("mmt_");
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -599,7 +599,7 @@ impl Mamori {
         if !totp.check(code.trim(), now.timestamp().max(0) as u64) {
             return Err(CoreError::invalid("totp", "the code does not match; check the device's time"));
         }
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         sqlx::query("UPDATE users SET totp_secret = $1 WHERE id = $2")
             .bind(secret_b32)
             .bind(p.user_id)

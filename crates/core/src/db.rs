@@ -135,6 +135,16 @@ impl Db {
         Ok(())
     }
 
+    /// Begins a transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken at the
+    /// start (waiting up to the busy timeout), so a transaction that reads before it writes can
+    /// never fail with SQLITE_BUSY when another writer got in between.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -167,7 +167,7 @@ impl Mamori {
         self.require(p, Action::DirectoryWrite).await?;
         let address = opt_text("address", &s.address, 300)?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let (id,): (i64,) =
             sqlx::query_as("INSERT INTO sites (code, name, address, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
                 .bind(s.code.as_str())
@@ -192,7 +192,7 @@ impl Mamori {
     pub async fn create_department(&self, p: &Principal, d: NewDepartment) -> Result<i64> {
         self.require(p, Action::DirectoryWrite).await?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let site = id_by_code(&mut tx, "sites", "site", &d.site).await?;
         let (id,): (i64,) =
             sqlx::query_as("INSERT INTO departments (code, name, site_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
@@ -221,7 +221,7 @@ impl Mamori {
     pub async fn create_zone(&self, p: &Principal, z: NewZone) -> Result<i64> {
         self.require(p, Action::DirectoryWrite).await?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let parent = id_by_code(&mut tx, "zones", "parent", &z.parent).await?;
         let site = id_by_code(&mut tx, "sites", "site", &z.site).await?;
         let (id,): (i64,) = sqlx::query_as(
@@ -349,7 +349,7 @@ impl Mamori {
     /// Creates a person; an existing employee number is a conflict.
     pub async fn create_person(&self, p: &Principal, n: NewPerson) -> Result<i64> {
         self.require(p, Action::PeopleWrite).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM people WHERE employee_no = $1")
             .bind(n.employee_no.as_str())
             .fetch_optional(&mut *tx)
@@ -367,7 +367,7 @@ impl Mamori {
     /// Updates a person by employee number (all fields replaced).
     pub async fn update_person(&self, p: &Principal, n: NewPerson) -> Result<i64> {
         self.require(p, Action::PeopleWrite).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM people WHERE employee_no = $1")
             .bind(n.employee_no.as_str())
             .fetch_optional(&mut *tx)
@@ -422,7 +422,7 @@ impl Mamori {
     pub async fn create_client(&self, p: &Principal, c: NewClient) -> Result<i64> {
         self.require(p, Action::DirectoryWrite).await?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let (id,): (i64,) = sqlx::query_as("INSERT INTO clients (code, name, created_at) VALUES ($1, $2, $3) RETURNING id")
             .bind(c.code.as_str())
             .bind(c.name.as_str())
@@ -447,7 +447,7 @@ impl Mamori {
     pub async fn create_business(&self, p: &Principal, b: NewBusiness) -> Result<i64> {
         self.require(p, Action::DirectoryWrite).await?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let client = id_by_code(&mut tx, "clients", "client", &Some(b.client.clone())).await?;
         let zone = id_by_code(&mut tx, "zones", "zone", &b.zone).await?;
         let (id,): (i64,) = sqlx::query_as(
@@ -493,7 +493,7 @@ impl Mamori {
             return Err(CoreError::Forbidden { rule: Some("only-admin-adds-admin".into()) });
         }
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1").bind(user_id).fetch_optional(&mut *tx).await?;
         if exists.is_none() {
             return Err(CoreError::NotFound("user"));
@@ -626,7 +626,7 @@ impl Mamori {
             }
         }
         let now = self.clock.now_ms();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let (mut created, mut updated) = (0, 0);
         let mut revoked = Vec::new();
         for (i, n) in people.iter().enumerate() {

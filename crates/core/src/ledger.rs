@@ -371,7 +371,7 @@ impl LedgerService {
             let cp = Checkpoint { origin: origin_of(&self.centre, &name), size: size as u64, root };
             let note = self.signer.sign_checkpoint(&cp);
             let now = self.clock.now();
-            let mut tx = self.db.pool.begin().await?;
+            let mut tx = self.db.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO ledger_checkpoints (log_id, size, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
@@ -694,7 +694,7 @@ impl LedgerService {
         if prefixes.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let mut n = 0;
         for p in prefixes {
             n += sqlx::query("UPDATE ledger_entries SET entry = $1 WHERE action LIKE $2 AND ts < $3 AND length(entry) > 0")
@@ -752,7 +752,7 @@ async fn writer_loop(db: Db, mut rx: mpsc::Receiver<Pending>) {
             encoded.push((std::mem::take(&mut p.bytes), p.hash));
         }
         let result = async {
-            let mut tx = db.pool.begin().await?;
+            let mut tx = db.begin().await?;
             let idx = append_encoded(&mut tx, &events, encoded).await?;
             tx.commit().await?;
             Ok::<_, CoreError>(idx)

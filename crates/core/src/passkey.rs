@@ -130,7 +130,7 @@ impl Mamori {
             }
         };
         let json = serde_json::to_string(&passkey).map_err(|e| CoreError::Internal(e.to_string()))?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO passkeys (user_id, cred_id, name, passkey, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )

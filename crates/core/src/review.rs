@@ -149,7 +149,7 @@ impl Mamori {
             seen += n;
         }
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO ledger_reviews (kind, range_from, range_to, reviewer_id, comment, events_seen, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",

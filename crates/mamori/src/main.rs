@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_doors;
+mod bench_vault;
 mod config;
 
 use std::io::{BufRead, IsTerminal};
@@ -197,6 +198,16 @@ enum BenchCmd {
         #[arg(long, default_value_t = 10_000_000)]
         proof_tree: u64,
     },
+    /// Vault record writes and field reveals over HTTP, each authorised, encrypted or decrypted,
+    /// and durably recorded
+    Vault {
+        /// Seconds of each run
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// Concurrent clients
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+    },
     /// Door decision latency, card-to-unlock through simulated OSDP readers (needs the
     /// `door-sim` feature) and revocation reach, with 50,000 people and 500 doors
     Doors {
@@ -334,6 +345,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Ledger { cmd } => ledger_cmd(cfg, cmd).await,
         Cmd::Bench { cmd: BenchCmd::Ledger { events, proof_tree } } => bench::ledger(events, proof_tree).await,
         Cmd::Bench { cmd: BenchCmd::Doors { presentations } } => bench_doors::doors(presentations).await,
+        Cmd::Bench { cmd: BenchCmd::Vault { secs, clients } } => bench_vault::vault(secs, clients).await,
         Cmd::DoorAgent(a) => door_agent(a).await,
         Cmd::Certificate { cmd: CertificateCmd::Check { file, key } } => {
             let key = if let Some(p) = key.strip_prefix('@') { std::fs::read_to_string(p)? } else { key };

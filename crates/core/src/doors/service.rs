@@ -407,7 +407,7 @@ impl Mamori {
         if !(0..=7 * 24 * 60).contains(&reset) {
             return Err(CoreError::invalid("reset_minutes", "must be 0 to 10080 minutes"));
         }
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let n = sqlx::query("UPDATE zones SET apb_mode = $1, apb_reset_minutes = $2 WHERE code = $3")
             .bind(a.mode.as_str())
             .bind(reset)
@@ -435,7 +435,7 @@ impl Mamori {
             return Err(CoreError::invalid("held_open_secs", "must be 1 to 3600 seconds"));
         }
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let inside = id_of(&mut tx, "zones", "inside", d.inside.as_str()).await?;
         let outside = match &d.outside {
             Some(c) => Some(id_of(&mut tx, "zones", "outside", c.as_str()).await?),
@@ -470,7 +470,7 @@ impl Mamori {
             return Err(CoreError::invalid("osdp_address", "must be 0 to 126"));
         }
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let door = id_of(&mut tx, "doors", "door", n.door.as_str()).await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO readers (code, door_id, direction, mode, osdp_address, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -498,7 +498,7 @@ impl Mamori {
     pub async fn create_cabinet(&self, p: &Principal, n: NewCabinet) -> Result<i64> {
         self.require(p, Action::DoorsWrite).await?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let zone = id_of(&mut tx, "zones", "zone", n.zone.as_str()).await?;
         let (id,): (i64,) =
             sqlx::query_as("INSERT INTO cabinets (code, name, zone_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
@@ -533,7 +533,7 @@ impl Mamori {
             return Err(CoreError::invalid("to", "must be after the start time"));
         }
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO access_levels (code, name, position, duty, days, time_from, time_to, on_holidays, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
@@ -576,7 +576,7 @@ impl Mamori {
     /// Gives a person a level directly, beyond those of their position and duties.
     pub async fn assign_level(&self, p: &Principal, employee_no: &str, level: &str) -> Result<()> {
         self.require(p, Action::DoorsWrite).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let person = person_id(&mut tx, employee_no).await?;
         let lid = id_of(&mut tx, "access_levels", "level", level).await?;
         sqlx::query("INSERT INTO person_levels (person_id, level_id) VALUES ($1, $2)")
@@ -594,7 +594,7 @@ impl Mamori {
 
     pub async fn add_holiday(&self, p: &Principal, day: Date, name: Text) -> Result<()> {
         self.require(p, Action::DoorsWrite).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         sqlx::query("INSERT INTO holidays (day, name) VALUES ($1, $2)")
             .bind(day.to_string())
             .bind(name.as_str())
@@ -612,7 +612,7 @@ impl Mamori {
     pub async fn approve_zone(&self, p: &Principal, employee_no: &str, zone: &str, until: Option<Date>) -> Result<i64> {
         self.require(p, Action::DoorsApprove).await?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let person = person_id(&mut tx, employee_no).await?;
         let zid = id_of(&mut tx, "zones", "zone", zone).await?;
         let (id,): (i64,) = sqlx::query_as(
@@ -709,7 +709,7 @@ impl Mamori {
     /// invalidates the old card, PHY-2); a new palm reference or PIN replaces the old one.
     pub async fn issue_credential(&self, p: &Principal, n: NewCredential) -> Result<i64> {
         self.require(p, Action::DoorsCredentials).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let person = person_id(&mut tx, n.employee_no.as_str()).await?;
         let (id, replaced) = self.issue_in(&mut tx, p, person, &n.kind, &n.number).await?;
         tx.commit().await?;
@@ -775,7 +775,7 @@ impl Mamori {
         }
         let reason = short_text("reason", &Some(reason.to_owned()), 200)?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let row: Option<(i64, String, String)> =
             sqlx::query_as("SELECT person_id, kind, number FROM credentials WHERE id = $1 AND status = 'active'")
                 .bind(id)
@@ -899,7 +899,7 @@ impl Mamori {
                     (rules.decide(&self.doors.policy, target, &req.presented, &card, facts, now)?, presence)
                 }
             };
-            let mut tx = self.db.pool.begin().await?;
+            let mut tx = self.db.begin().await?;
             if decision.allowed && decision.moves {
                 let person = decision.person.unwrap_or_default();
                 let n = match presence {
@@ -1037,7 +1037,7 @@ impl Mamori {
             return Err(CoreError::invalid("reports", "at most 10000 per batch"));
         }
         let rules = self.doors.rules();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         // Writes first, so that SQLite takes the write lock before any read.
         sqlx::query("UPDATE ledger_logs SET size = size WHERE id = 1").execute(&mut *tx).await?;
         let mut moved = false;
@@ -1189,7 +1189,7 @@ impl Mamori {
             return Err(CoreError::invalid("comment", "must be at most 1000 characters"));
         }
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let n = sqlx::query("UPDATE alarms SET acked_at = $1, acked_by = $2, ack_comment = $3 WHERE id = $4 AND acked_at IS NULL")
             .bind(now.timestamp_millis())
             .bind(p.user_id)

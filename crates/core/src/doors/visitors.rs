@@ -80,7 +80,7 @@ impl Mamori {
         }
         let now = self.clock.now();
         let rules = self.doors.rules();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let host = person_id(&mut tx, v.host.as_str()).await?;
         let (host_kind, host_status): (String, String) =
             sqlx::query_as("SELECT kind, status FROM people WHERE id = $1").bind(host).fetch_one(&mut *tx).await?;
@@ -152,7 +152,7 @@ impl Mamori {
     /// Hands the temporary card to a registered visitor.
     pub async fn check_in_visit(&self, p: &Principal, visit: i64, card: CardNumber) -> Result<()> {
         self.require(p, Action::VisitorsManage).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let row: Option<(i64, Option<i64>)> =
             sqlx::query_as("SELECT visitor_id, credential_id FROM visits WHERE id = $1 AND checked_out_at IS NULL")
                 .bind(visit)
@@ -173,7 +173,7 @@ impl Mamori {
     pub async fn check_out_visit(&self, p: &Principal, visit: i64, card_returned: bool) -> Result<()> {
         self.require(p, Action::VisitorsManage).await?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let row: Option<(i64, Option<i64>)> =
             sqlx::query_as("SELECT visitor_id, credential_id FROM visits WHERE id = $1 AND checked_out_at IS NULL")
                 .bind(visit)
@@ -225,7 +225,7 @@ impl Mamori {
             if now < day_end(to) {
                 continue;
             }
-            let mut tx = self.db.pool.begin().await?;
+            let mut tx = self.db.begin().await?;
             let done = sqlx::query("UPDATE visits SET alarm_raised_at = $1 WHERE id = $2 AND alarm_raised_at IS NULL")
                 .bind(now.timestamp_millis())
                 .bind(id)

@@ -133,7 +133,7 @@ impl Mamori {
     /// Links an account to the person it belongs to (presence comes from that person's door events).
     pub async fn link_user_person(&self, p: &Principal, user_id: i64, employee_no: &str) -> Result<()> {
         self.require(p, Action::UsersManage).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let person = crate::doors::person_id(&mut tx, employee_no).await?;
         let n = sqlx::query("UPDATE users SET person_id = $1 WHERE id = $2").bind(person).bind(user_id).execute(&mut *tx).await?.rows_affected();
         if n == 0 {
@@ -152,7 +152,7 @@ impl Mamori {
             return Err(CoreError::invalid("fields", "name at least one field"));
         }
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let b = self.business(&mut tx, business).await?;
         let (mut pos,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM vault_fields WHERE business_id = $1").bind(b.id).fetch_one(&mut *tx).await?;
@@ -189,7 +189,7 @@ impl Mamori {
     pub async fn approve_holder(&self, p: &Principal, business: &str, login: &str) -> Result<()> {
         self.require(p, Action::VaultHolders).await?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let b = self.business(&mut tx, business).await?;
         let user = user_id(&mut tx, login).await?;
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM vault_holders WHERE business_id = $1").bind(b.id).fetch_one(&mut *tx).await?;
@@ -229,7 +229,7 @@ impl Mamori {
             return Err(CoreError::invalid("hours", "1 to 720 hours"));
         }
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let b = self.business(&mut tx, business).await?;
         if !self.is_holder(&mut tx, b.id, p.user_id).await? {
             return Err(CoreError::Forbidden { rule: Some("only-standing-holders-grant".into()) });
@@ -271,7 +271,7 @@ impl Mamori {
     pub async fn revoke_grant(&self, p: &Principal, id: i64) -> Result<()> {
         self.require(p, Action::VaultUse).await?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let row: Option<(i64,)> = sqlx::query_as("SELECT business_id FROM vault_grants WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -364,7 +364,7 @@ impl Mamori {
     pub async fn create_record(&self, p: &Principal, business: &str, values: BTreeMap<String, String>) -> Result<String> {
         self.require(p, Action::VaultUse).await?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let b = self.business(&mut tx, business).await?;
         let fields = self.fields_of(&mut tx, b.id).await?;
         if fields.is_empty() {
@@ -436,7 +436,7 @@ impl Mamori {
         self.require(p, Action::VaultUse).await?;
         let text = crate::directory::decode_csv(bytes)?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let b = self.business(&mut tx, business).await?;
         let fields = self.fields_of(&mut tx, b.id).await?;
         let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
@@ -482,7 +482,7 @@ impl Mamori {
     pub async fn list_records(&self, p: &Principal, business: &str) -> Result<Vec<RecordRow>> {
         self.require(p, Action::VaultUse).await?;
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.pool.acquire().await?;
         let b = self.business(&mut tx, business).await?;
         let (ok, rule) = self.decide_op(&mut tx, p, &b, Op::View, false, now).await?;
         if !ok {
@@ -509,8 +509,8 @@ impl Mamori {
             out.push(RecordRow { uid, fields, created_at });
         }
         let ev = Event::new(now, p.actor(), "data.list").client(&b.client).rule(&rule).detail("business", &b.code).detail("records", out.len()).addr(p.addr.clone());
-        self.ledger.append_tx(&mut tx, &ev).await?;
-        tx.commit().await?;
+        drop(tx);
+        self.ledger.append(ev).await?;
         Ok(out)
     }
 
@@ -523,7 +523,9 @@ impl Mamori {
             return Err(CoreError::invalid("purpose", "state why you need to see this field (at most 200 characters)"));
         }
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        // Reads only: the access event goes through the group-committed append, durable before
+        // the value is returned (a reveal changes no state).
+        let mut tx = self.db.pool.acquire().await?;
         let b = self.business(&mut tx, business).await?;
         let fields = self.fields_of(&mut tx, b.id).await?;
         let f = fields.iter().find(|f| f.name == field).ok_or_else(|| CoreError::invalid("field", "no such field"))?;
@@ -566,8 +568,8 @@ impl Mamori {
             .detail("business", &b.code)
             .detail("field", field)
             .addr(p.addr.clone());
-        self.ledger.append_tx(&mut tx, &ev).await?;
-        tx.commit().await?;
+        drop(tx);
+        self.ledger.append(ev).await?;
         Ok(Revealed { uid: uid.to_owned(), field: field.to_owned(), value })
     }
 }
@@ -594,7 +596,7 @@ impl Mamori {
             return Err(CoreError::invalid("reason", "state the reason (contract end, client's request…), one line"));
         }
         let now = self.clock.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let b = self.business(&mut tx, business).await?;
         // Write first (SQLite takes its write lock before any read).
         let keys: Vec<(i64,)> = sqlx::query_as("SELECT id FROM vault_keys WHERE business_id = $1 AND destroyed_at IS NULL ORDER BY id")
