@@ -614,6 +614,10 @@ impl Mamori {
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         let person = person_id(&mut tx, employee_no).await?;
+        let own: Option<(Option<i64>,)> = sqlx::query_as("SELECT person_id FROM users WHERE id = $1").bind(p.user_id).fetch_optional(&mut *tx).await?;
+        if own.and_then(|x| x.0) == Some(person) {
+            return Err(CoreError::invalid("employee_no", "nobody approves their own entry (a second CISO or deputy must)"));
+        }
         let zid = id_of(&mut tx, "zones", "zone", zone).await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO zone_approvals (person_id, zone_id, approved_by, approved_at, until_date) VALUES ($1, $2, $3, $4, $5) RETURNING id",

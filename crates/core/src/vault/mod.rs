@@ -192,6 +192,9 @@ impl Mamori {
         let mut tx = self.db.begin().await?;
         let b = self.business(&mut tx, business).await?;
         let user = user_id(&mut tx, login).await?;
+        if user == p.user_id {
+            return Err(CoreError::invalid("login", "nobody approves themselves as a standing holder"));
+        }
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM vault_holders WHERE business_id = $1").bind(b.id).fetch_one(&mut *tx).await?;
         if n >= MAX_STANDING_HOLDERS {
             return Err(CoreError::Conflict(format!("a business has at most {MAX_STANDING_HOLDERS} standing holders")));
@@ -222,6 +225,8 @@ impl Mamori {
     /// A standing holder grants a colleague operations for a time (DATA-2); never to themselves.
     pub async fn grant(&self, p: &Principal, business: &str, g: NewGrant) -> Result<i64> {
         self.require(p, Action::VaultUse).await?;
+        // Issuing a grant is a sensitive operation: a fresh password check (SECURITY-BASELINE).
+        self.require_recent_auth(p)?;
         if g.ops.is_empty() {
             return Err(CoreError::invalid("ops", "name at least one operation"));
         }
@@ -529,6 +534,10 @@ impl Mamori {
         let b = self.business(&mut tx, business).await?;
         let fields = self.fields_of(&mut tx, b.id).await?;
         let f = fields.iter().find(|f| f.name == field).ok_or_else(|| CoreError::invalid("field", "no such field"))?;
+        if f.sensitivity == Sensitivity::MyNumber {
+            // Revealing a My Number needs a fresh password check (SECURITY-BASELINE).
+            self.require_recent_auth(p)?;
+        }
         let (ok, rule) = self.decide_op(&mut tx, p, &b, Op::View, f.sensitivity == Sensitivity::MyNumber, now).await?;
         if !ok {
             drop(tx);

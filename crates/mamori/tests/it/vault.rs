@@ -76,6 +76,8 @@ async fn vault_first_part(app: TestApp) {
     let (s, _) = status(app.post("/api/v1/vault/CARD-APP/holders", &json!({"login": "holder"})).await).await;
     assert_eq!(s, 403);
     assert_eq!(app.post_as(&ciso, "/api/v1/vault/CARD-APP/holders", &json!({"login": "holder"})).await.status(), 201);
+    // ...and never themselves.
+    assert_eq!(app.post_as(&ciso, "/api/v1/vault/CARD-APP/holders", &json!({"login": "ciso"})).await.status(), 422);
 
     // Outside the secure zone nothing opens, and the attempt is in the client's log (DATA-7).
     let rec = json!({"values": {"app_no": "A-0001", "name": "顧客 一郎", "phone": "090-1234-5678", "card": "4111 1111 1111 1234"}});
