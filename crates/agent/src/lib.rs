@@ -517,9 +517,9 @@ fn decide_offline(sh: &Shared, reader: &str, presented: &Presented, at: DateTime
     if let Some(card) = presented.card.as_ref().filter(|k| sh.revoked.read().is_ok_and(|r| r.contains(k.key()))) {
         return c.rules.revoked_decision(Target::Reader(reader), card.key()).unwrap_or_else(|_| deny("credential-revoked"));
     }
-    let presence = sh.presence.lock().map(|p| p.clone()).unwrap_or_default();
+    let seen = |person| Facts { presence: sh.presence.lock().ok().and_then(|p| p.get(&person).copied()), host_escorting: false };
     c.rules
-        .decide_presented(&sh.policy, Target::Reader(reader), presented, |person| Facts { presence: presence.get(&person).copied(), host_escorting: false }, at)
+        .decide_presented(&sh.policy, Target::Reader(reader), presented, seen, at)
         .unwrap_or_else(|e| deny(&format!("offline-error: {e}")))
 }
 
@@ -546,7 +546,7 @@ async fn fetch_rules(sh: &Shared) -> Result<(), AgentError> {
     Ok(())
 }
 
-fn apply_revoke(sh: &Shared, cards: &[String], _person: i64) {
+fn apply_revoke(sh: &Shared, cards: &[String]) {
     if let Ok(mut r) = sh.revoked.write() {
         r.extend(cards.iter().cloned());
     }
@@ -580,7 +580,7 @@ async fn sync_loop(sh: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>
                         match v["type"].as_str() {
                             Some("revoke") => {
                                 let cards: Vec<String> = v["cards"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
-                                apply_revoke(&sh, &cards, v["person"].as_i64().unwrap_or(-1));
+                                apply_revoke(&sh, &cards);
                                 let _ = fetch_rules(&sh).await;
                             }
                             Some("rules") => {

@@ -111,11 +111,7 @@ pub fn random_token(prefix: &str) -> String {
 }
 
 pub fn hash_password(p: &Password) -> Result<String> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(p.expose().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|_| CoreError::Internal("password hashing failed".into()))
+    hash_secret(p.expose())
 }
 
 /// Hashes a short secret such as a door PIN with argon2id and a fresh salt.

@@ -141,7 +141,7 @@ pub struct BusinessRow {
     pub my_number: bool,
 }
 
-fn opt_text(field: &str, s: &Option<String>, max: usize) -> Result<String> {
+pub(crate) fn opt_text(field: &str, s: &Option<String>, max: usize) -> Result<String> {
     let s = s.as_deref().unwrap_or("").trim();
     if s.chars().count() > max {
         return Err(CoreError::invalid(field, format!("must be at most {max} characters")));
@@ -153,13 +153,10 @@ fn opt_text(field: &str, s: &Option<String>, max: usize) -> Result<String> {
 }
 
 async fn id_by_code(conn: &mut AnyConnection, table: &'static str, field: &str, code: &Option<Code>) -> Result<Option<i64>> {
-    let Some(code) = code else { return Ok(None) };
-    // `table` is one of our own constants, never input.
-    let row: Option<(i64,)> = sqlx::query_as(&format!("SELECT id FROM {table} WHERE code = $1"))
-        .bind(code.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.map(|r| Some(r.0)).ok_or_else(|| CoreError::invalid(field, format!("no such {field}: {code}")))
+    match code {
+        Some(code) => crate::doors::id_of(conn, table, field, code.as_str()).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 impl Mamori {

@@ -8,7 +8,8 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use libosdp::{
@@ -19,6 +20,8 @@ use libosdp::{
 struct TcpChannel {
     s: TcpStream,
     id: i32,
+    /// Set when the agent's connection is gone, so the reader waits for the next one.
+    closed: Arc<AtomicBool>,
 }
 
 impl Channel for TcpChannel {
@@ -27,10 +30,12 @@ impl Channel for TcpChannel {
     }
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, ChannelError> {
         match self.s.read(buf) {
-            Ok(0) => Err(ChannelError::TransportError),
-            Ok(n) => Ok(n),
+            Ok(n) if n > 0 => Ok(n),
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => Err(ChannelError::WouldBlock),
-            Err(_) => Err(ChannelError::TransportError),
+            _ => {
+                self.closed.store(true, Ordering::SeqCst);
+                Err(ChannelError::TransportError)
+            }
         }
     }
     fn write(&mut self, buf: &[u8]) -> Result<usize, ChannelError> {
@@ -150,7 +155,8 @@ fn run(l: TcpListener, address: u8, scbk: [u8; 16], rx: mpsc::Receiver<Action>, 
                 PdCapability::CheckCharacterSupport(PdCapEntity::new(1, 0)),
             ])
             .secure_channel_key(scbk);
-        let mut pd = PeripheralDevice::new(info, Box::new(TcpChannel { s, id }))?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let mut pd = PeripheralDevice::new(info, Box::new(TcpChannel { s, id, closed: closed.clone() }))?;
         let o = otx.clone();
         pd.set_command_callback(move |cmd| {
             if let OsdpCommand::Output(c) = cmd {
@@ -158,7 +164,7 @@ fn run(l: TcpListener, address: u8, scbk: [u8; 16], rx: mpsc::Receiver<Action>, 
             }
             0
         });
-        loop {
+        while !closed.load(Ordering::SeqCst) {
             pd.refresh();
             match rx.try_recv() {
                 Ok(Action::Stop) => return Ok(()),

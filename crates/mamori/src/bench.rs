@@ -18,7 +18,7 @@ fn door_event(i: u64) -> Event {
         .rule("level-work-area")
 }
 
-fn percentile(v: &mut [f64], p: f64) -> f64 {
+pub(crate) fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
     v.get(i).copied().unwrap_or(0.0)
@@ -137,4 +137,9 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let d = std::env::temp_dir().join(format!("mamori-bench-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
     Ok(d)
+}
+
+/// A core error as an `anyhow` error, for the benchmarks.
+pub(crate) fn core_err(x: mamori_core::CoreError) -> anyhow::Error {
+    anyhow::anyhow!("{x}")
 }

@@ -15,6 +15,8 @@ use mamori_core::{Mamori, OpenOptions};
 use rand::Rng;
 use serde_json::json;
 
+use crate::bench::{core_err as e, percentile};
+
 pub const PEOPLE: usize = 50_000;
 pub const DOORS: usize = 500;
 const ZONES: usize = 40;
@@ -25,22 +27,13 @@ pub fn card_of(i: usize) -> String {
     format!("felica:{:016X}", 0x0100_0000_0000_0000u64 + i as u64)
 }
 
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v.get(i).copied().unwrap_or(0.0)
-}
 
-fn e(x: mamori_core::CoreError) -> anyhow::Error {
-    anyhow::anyhow!("{x}")
-}
 
 /// Builds the centre; returns the app and an admin principal's token.
 pub async fn build(dir: &std::path::Path) -> anyhow::Result<(std::sync::Arc<Mamori>, String)> {
     let app = Mamori::open(OpenOptions::new(dir)).await.map_err(e)?;
     app.create_user(None, "bench", "bench", &[Role::Admin], "correct horse battery staple 7").await.map_err(e)?;
     let token = app.create_token(None, "bench", "bench").await.map_err(e)?;
-    let p = app.bearer(&token, None).await.map_err(e)?.ok_or_else(|| anyhow::anyhow!("token"))?;
     let t0 = Instant::now();
     // Zones: 10 general, 20 work (hard anti-passback), 8 high security, 2 server rooms.
     let level = |z: usize| match z {
@@ -152,7 +145,6 @@ pub async fn build(dir: &std::path::Path) -> anyhow::Result<(std::sync::Arc<Mamo
         tx.commit().await?;
     }
     app.reload_door_rules().await.map_err(e)?;
-    let _ = p;
     eprintln!("centre built: {PEOPLE} people, {DOORS} doors, {} readers in {:.1}s", DOORS * 2, t0.elapsed().as_secs_f64());
     Ok((app, token))
 }
@@ -233,7 +225,6 @@ async fn card_to_unlock(app: &std::sync::Arc<Mamori>, token: &str, presentations
     });
     let cp_stop = tokio::sync::watch::channel(false);
     tokio::spawn(app.ledger.clone().run_checkpointer(Duration::from_secs(1), cp_stop.1.clone()));
-    let _ = token;
     app.create_user(None, "agent", "agent", &[Role::DoorAgent], "correct horse battery staple 8").await.map_err(e)?;
     let agent_token = app.create_token(None, "agent", "bench").await.map_err(e)?;
     // 10 entry readers on general-zone doors (card only), one simulated PD each.

@@ -9,15 +9,9 @@ use mamori_core::types::Role;
 use mamori_core::{Mamori, OpenOptions};
 use serde_json::json;
 
-fn e(x: mamori_core::CoreError) -> anyhow::Error {
-    anyhow::anyhow!("{x}")
-}
+use crate::bench::{core_err as e, percentile};
 
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v.get(i).copied().unwrap_or(0.0)
-}
+
 
 /// Runs `make(i)` from `clients` concurrent clients for `secs`; returns (per second, p99 ms).
 async fn load<F, Fut>(clients: usize, secs: u64, make: F) -> anyhow::Result<(f64, f64, usize)>
@@ -98,11 +92,9 @@ pub async fn vault(secs: u64, clients: usize) -> anyhow::Result<()> {
     .await?;
     anyhow::ensure!(r.status().is_success(), "fields");
     // The operator holds the business and is inside its room.
-    let p_admin = app.bearer(&admin, None).await.map_err(e)?.ok_or_else(|| anyhow::anyhow!("token"))?;
     sqlx::query("UPDATE users SET person_id = 1 WHERE login = 'op'").execute(&app.db.pool).await?;
     sqlx::query("INSERT INTO vault_holders (business_id, user_id, approved_by, approved_at) VALUES (1, 2, 1, 0)").execute(&app.db.pool).await?;
     sqlx::query("INSERT INTO presence (person_id, zone_id, since) VALUES (1, 1, 0)").execute(&app.db.pool).await?;
-    let _ = p_admin;
 
     // Writes.
     let (w_rate, w_p99, w_fail) = {

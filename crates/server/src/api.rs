@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::routing::MethodRouter;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use mamori_core::auth::SessionKind;
@@ -85,10 +85,11 @@ pub(crate) fn r(method: Method, path: &'static str, summary: &'static str, auth:
     RouteSpec { method, path, summary, auth, handler: h }
 }
 
-macro_rules! get { ($h:expr) => { on(MethodFilter::GET, $h) }; }
-macro_rules! post { ($h:expr) => { on(MethodFilter::POST, $h) }; }
-macro_rules! put { ($h:expr) => { on(MethodFilter::PUT, $h) }; }
-macro_rules! delete { ($h:expr) => { on(MethodFilter::DELETE, $h) }; }
+// Route and handler macros, shared with `api_doors` and `api_vault` (`#[macro_use]`).
+macro_rules! get { ($h:expr) => { axum::routing::on(axum::routing::MethodFilter::GET, $h) }; }
+macro_rules! post { ($h:expr) => { axum::routing::on(axum::routing::MethodFilter::POST, $h) }; }
+macro_rules! put { ($h:expr) => { axum::routing::on(axum::routing::MethodFilter::PUT, $h) }; }
+macro_rules! delete { ($h:expr) => { axum::routing::on(axum::routing::MethodFilter::DELETE, $h) }; }
 
 pub fn specs() -> Vec<RouteSpec> {
     use Action as A;
@@ -225,16 +226,23 @@ async fn me(ApiPrincipal(p): ApiPrincipal) -> WebResult<Json<Value>> {
 
 macro_rules! list_handler {
     ($name:ident, $method:ident) => {
-        async fn $name(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal) -> WebResult<Json<Value>> {
-            Ok(Json(json!(st.app.$method(&p).await?)))
+        async fn $name(
+            axum::extract::State(st): axum::extract::State<crate::AppState>,
+            crate::ApiPrincipal(p): crate::ApiPrincipal,
+        ) -> crate::error::WebResult<axum::Json<serde_json::Value>> {
+            Ok(axum::Json(serde_json::json!(st.app.$method(&p).await?)))
         }
     };
 }
 macro_rules! create_handler {
     ($name:ident, $ty:ty, $method:ident) => {
-        async fn $name(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, ApiJson(b): ApiJson<$ty>) -> WebResult<(StatusCode, Json<Value>)> {
+        async fn $name(
+            axum::extract::State(st): axum::extract::State<crate::AppState>,
+            crate::ApiPrincipal(p): crate::ApiPrincipal,
+            crate::api::ApiJson(b): crate::api::ApiJson<$ty>,
+        ) -> crate::error::WebResult<(axum::http::StatusCode, axum::Json<serde_json::Value>)> {
             let id = st.app.$method(&p, b).await?;
-            Ok((StatusCode::CREATED, Json(json!({"id": id}))))
+            Ok((axum::http::StatusCode::CREATED, axum::Json(serde_json::json!({"id": id}))))
         }
     };
 }

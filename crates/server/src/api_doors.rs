@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::routing::{on, MethodFilter};
 use axum::Json;
 use mamori_core::doors::visitors::NewVisit;
 use mamori_core::doors::{AgentReport, CardNumber, DecideRequest, NewCabinet, NewCredential, NewDoor, NewLevel, NewReader, ZoneApb};
@@ -18,10 +17,6 @@ use serde_json::{json, Value};
 use crate::api::{query, r, ApiJson, Q, RouteSpec};
 use crate::error::{WebError, WebResult};
 use crate::{ApiPrincipal, AppState};
-
-macro_rules! get { ($h:expr) => { on(MethodFilter::GET, $h) }; }
-macro_rules! post { ($h:expr) => { on(MethodFilter::POST, $h) }; }
-macro_rules! put { ($h:expr) => { on(MethodFilter::PUT, $h) }; }
 
 pub fn specs() -> Vec<RouteSpec> {
     use Action as A;
@@ -55,22 +50,6 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::POST, "/api/v1/visits/{id}/check-in", "Hand a visitor their temporary card", Some(A::VisitorsManage), post!(check_in)),
         r(M::POST, "/api/v1/visits/{id}/check-out", "Record a visitor's exit and card return", Some(A::VisitorsManage), post!(check_out)),
     ]
-}
-
-macro_rules! list_handler {
-    ($name:ident, $method:ident) => {
-        async fn $name(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal) -> WebResult<Json<Value>> {
-            Ok(Json(json!(st.app.$method(&p).await?)))
-        }
-    };
-}
-macro_rules! create_handler {
-    ($name:ident, $ty:ty, $method:ident) => {
-        async fn $name(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, ApiJson(b): ApiJson<$ty>) -> WebResult<(StatusCode, Json<Value>)> {
-            let id = st.app.$method(&p, b).await?;
-            Ok((StatusCode::CREATED, Json(json!({"id": id}))))
-        }
-    };
 }
 
 list_handler!(list_doors, list_doors);
@@ -175,20 +154,13 @@ async fn stream(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal) -> We
         if let Some(f) = first {
             return Some((Ok(f), (rx, None)));
         }
-        loop {
-            match rx.recv().await {
-                Ok(push) => {
-                    let data = serde_json::to_string(&push).unwrap_or_default();
-                    return Some((Ok(SseEvent::default().data(data)), (rx, None)));
-                }
-                // A slow agent missed pushes: tell it to refetch everything.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    let data = json!({"type": "rules", "version": 0}).to_string();
-                    return Some((Ok(SseEvent::default().data(data)), (rx, None)));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+        let data = match rx.recv().await {
+            Ok(push) => serde_json::to_string(&push).unwrap_or_default(),
+            // A slow agent missed pushes: tell it to refetch everything.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => json!({"type": "rules", "version": 0}).to_string(),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(SseEvent::default().data(data)), (rx, None)))
     });
     Ok(Sse::new(s).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(10))))
 }

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
-use axum::routing::{on, MethodFilter};
 use axum::Json;
 use mamori_core::policy::Action;
 use mamori_core::vault::{NewField, NewGrant};
@@ -15,10 +14,6 @@ use serde_json::{json, Value};
 use crate::api::{r, ApiJson, RouteSpec};
 use crate::error::WebResult;
 use crate::{ApiPrincipal, AppState};
-
-macro_rules! get { ($h:expr) => { on(MethodFilter::GET, $h) }; }
-macro_rules! post { ($h:expr) => { on(MethodFilter::POST, $h) }; }
-macro_rules! put { ($h:expr) => { on(MethodFilter::PUT, $h) }; }
 
 pub fn specs() -> Vec<RouteSpec> {
     use Action as A;

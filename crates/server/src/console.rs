@@ -29,6 +29,28 @@ const HTMX: &str = include_str!("../static/htmx.min.js");
 const CSS: &str = include_str!("../static/app.css");
 const JS: &str = include_str!("../static/app.js");
 
+/// The unlocked session's principal, or the lock screen (shared with `console_doors` and
+/// `console_vault` through `#[macro_use]`).
+macro_rules! session {
+    ($s:expr) => {
+        match crate::console::unlocked(&$s) {
+            Ok(p) => p.clone(),
+            Err(r) => return r,
+        }
+    };
+}
+
+/// `session!` and the form's CSRF token checked.
+macro_rules! session_csrf {
+    ($s:expr, $form:expr) => {{
+        let p = session!($s);
+        if let Err(r) = crate::console::csrf_ok(&$s, &$form) {
+            return r;
+        }
+        p
+    }};
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/static/htmx.min.js", get(|| async { asset("text/javascript", HTMX) }))
@@ -570,7 +592,7 @@ async fn places_page(State(st): State<AppState>, s: ConsoleSession) -> Response 
     places_render(&st, &s, HashMap::new(), HashMap::new(), None, StatusCode::OK).await
 }
 
-fn opt_code(form: &HashMap<String, String>, k: &str) -> Result<Option<Code>, CoreError> {
+pub(crate) fn opt_code(form: &HashMap<String, String>, k: &str) -> Result<Option<Code>, CoreError> {
     Some(field(form, k)).filter(|v| !v.is_empty()).map(|v| Code::parse(k, &v)).transpose()
 }
 

@@ -23,7 +23,7 @@ use mamori_core::policy::Action;
 use mamori_core::types::{Code, Date, Text};
 use mamori_core::CoreError;
 
-use crate::console::{chrome, csrf_ok, field, render, unlocked, Chrome, Errs, FieldErrors};
+use crate::console::{chrome, field, opt_code, render, Chrome, Errs, FieldErrors};
 use crate::{AppState, ConsoleSession};
 
 pub fn routes() -> Router<AppState> {
@@ -58,25 +58,6 @@ pub fn jst_opt(ms: &Option<i64>) -> String {
 
 fn err_response(e: CoreError) -> Response {
     crate::error::WebError::from(e).into_response()
-}
-
-macro_rules! session {
-    ($s:expr) => {
-        match unlocked(&$s) {
-            Ok(p) => p.clone(),
-            Err(r) => return r,
-        }
-    };
-}
-
-macro_rules! session_csrf {
-    ($s:expr, $form:expr) => {{
-        let p = session!($s);
-        if let Err(r) = csrf_ok(&$s, &$form) {
-            return r;
-        }
-        p
-    }};
 }
 
 async fn can(st: &AppState, p: &mamori_core::auth::Principal, a: Action) -> bool {
@@ -159,9 +140,6 @@ async fn doors_page(State(st): State<AppState>, s: ConsoleSession) -> Response {
     doors_render(&st, &s, HashMap::new(), HashMap::new(), None, StatusCode::OK).await
 }
 
-fn opt_code(form: &HashMap<String, String>, k: &str) -> Result<Option<Code>, CoreError> {
-    Some(field(form, k)).filter(|v| !v.is_empty()).map(|v| Code::parse(k, &v)).transpose()
-}
 
 /// Runs a create action and re-renders the doors page with errors next to the fields.
 async fn doors_result<T>(st: &AppState, s: &ConsoleSession, mut e: Errs, form: HashMap<String, String>, prefix: &str, r: Option<Result<T, CoreError>>) -> Response {

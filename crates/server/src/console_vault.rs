@@ -14,7 +14,7 @@ use mamori_core::types::{Op, Text};
 use mamori_core::vault::{AccessList, FieldRow, NewGrant, RecordRow};
 use mamori_core::CoreError;
 
-use crate::console::{chrome, csrf_ok, field, render, unlocked, Chrome};
+use crate::console::{chrome, field, render, Chrome};
 use crate::{AppState, ConsoleSession};
 
 pub fn routes() -> Router<AppState> {
@@ -25,15 +25,6 @@ pub fn routes() -> Router<AppState> {
         .route("/vault/{business}/reveal", post(reveal))
         .route("/vault/{business}/grants", post(grant_create))
         .route("/vault/{business}/grants/{id}/revoke", post(grant_revoke))
-}
-
-macro_rules! session {
-    ($s:expr) => {
-        match unlocked(&$s) {
-            Ok(p) => p.clone(),
-            Err(r) => return r,
-        }
-    };
 }
 
 fn message(c: &Chrome<'_>, e: &CoreError) -> String {
@@ -124,10 +115,7 @@ async fn business_page(State(st): State<AppState>, s: ConsoleSession, Path(busin
 }
 
 async fn record_create(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
-    let p = session!(s);
-    if let Err(r) = csrf_ok(&s, &form) {
-        return r;
-    }
+    let p = session_csrf!(s, form);
     let values: BTreeMap<String, String> =
         form.iter().filter_map(|(k, v)| k.strip_prefix("f_").map(|k| (k.to_owned(), v.clone()))).filter(|(_, v)| !v.trim().is_empty()).collect();
     match st.app.create_record(&p, &business, values).await {
@@ -149,10 +137,7 @@ struct RevealPartial {
 /// An htmx partial: the revealed value in place of the mask, or why not (always 200, so that
 /// htmx swaps it into the cell).
 async fn reveal(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
-    let p = session!(s);
-    if let Err(r) = csrf_ok(&s, &form) {
-        return r;
-    }
+    let p = session_csrf!(s, form);
     let c = chrome(&st, &s, "vault");
     let (value, error) = match st.app.reveal(&p, &business, &field(&form, "uid"), &field(&form, "field"), &field(&form, "purpose")).await {
         Ok(v) => (Some(v.value), None),
@@ -164,10 +149,7 @@ async fn reveal(State(st): State<AppState>, s: ConsoleSession, Path(business): P
 async fn grant_create(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, Form(form): Form<Vec<(String, String)>>) -> Response {
     let ops: Vec<Op> = form.iter().filter(|(k, _)| k == "ops").filter_map(|(_, v)| v.parse().ok()).collect();
     let form: HashMap<String, String> = form.into_iter().filter(|(k, _)| k != "ops").collect();
-    let p = session!(s);
-    if let Err(r) = csrf_ok(&s, &form) {
-        return r;
-    }
+    let p = session_csrf!(s, form);
     let c = chrome(&st, &s, "vault");
     let result = match (Text::parse("purpose", &field(&form, "purpose")), field(&form, "hours").trim().parse::<i64>()) {
         (Ok(purpose), Ok(hours)) => st.app.grant(&p, &business, NewGrant { login: field(&form, "login"), ops, purpose, hours }).await.map(|_| ()),
@@ -184,10 +166,7 @@ async fn grant_create(State(st): State<AppState>, s: ConsoleSession, Path(busine
 }
 
 async fn grant_revoke(State(st): State<AppState>, s: ConsoleSession, Path((business, id)): Path<(String, i64)>, Form(form): Form<HashMap<String, String>>) -> Response {
-    let p = session!(s);
-    if let Err(r) = csrf_ok(&s, &form) {
-        return r;
-    }
+    let p = session_csrf!(s, form);
     match st.app.revoke_grant(&p, id).await {
         Ok(()) => Redirect::to(&format!("/vault/{}", urlencoding::encode(&business))).into_response(),
         Err(e) => {

@@ -1,9 +1,11 @@
 //! mamori's HTTP layer: the JSON API under `/api/v1` (with its OpenAPI document), and the
 //! server-rendered console. Only this crate knows HTTP; it calls `mamori-core` for everything.
 
+#[macro_use]
 pub mod api;
 pub mod api_doors;
 pub mod api_vault;
+#[macro_use]
 pub mod console;
 pub mod console_doors;
 pub mod console_vault;

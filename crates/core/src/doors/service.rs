@@ -14,7 +14,7 @@ use super::{AgentPush, AlarmKind};
 use crate::auth::Principal;
 use crate::error::{CoreError, Result};
 use crate::policy::Action;
-use crate::types::{Code, Date, PersonKind, Text, ZoneLevel};
+use crate::types::{Code, Date, PersonKind, Text};
 use crate::Mamori;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -226,13 +226,7 @@ fn fmt_hhmm(m: u32) -> String {
     format!("{:02}:{:02}", m / 60, m % 60)
 }
 
-fn short_text(field: &str, s: &Option<String>, max: usize) -> Result<String> {
-    let s = s.as_deref().unwrap_or("").trim();
-    if s.chars().count() > max || s.chars().any(char::is_control) {
-        return Err(CoreError::invalid(field, format!("must be at most {max} characters, without control characters")));
-    }
-    Ok(s.to_owned())
-}
+use crate::directory::opt_text as short_text;
 
 pub(crate) async fn id_of(conn: &mut AnyConnection, table: &'static str, field: &str, code: &str) -> Result<i64> {
     // `table` is one of our own constants, never input.
@@ -1044,7 +1038,6 @@ impl Mamori {
         let mut tx = self.db.begin().await?;
         // Writes first, so that SQLite takes the write lock before any read.
         sqlx::query("UPDATE ledger_logs SET size = size WHERE id = 1").execute(&mut *tx).await?;
-        let mut moved = false;
         for r in &reports {
             match r {
                 AgentReport::OfflineDecision { at, decision } => {
@@ -1068,7 +1061,6 @@ impl Mamori {
                             .bind(decision.door)
                             .execute(&mut *tx)
                             .await?;
-                            moved = true;
                         }
                     }
                     self.record_decision(&mut tx, &rules, decision, &terminal, *at, true, Some(p)).await?;
@@ -1146,7 +1138,6 @@ impl Mamori {
             }
         }
         tx.commit().await?;
-        let _ = moved;
         Ok(reports.len())
     }
 
@@ -1234,11 +1225,6 @@ impl Mamori {
         let ev = Event::new(self.clock.now(), p.actor(), "muster.print").detail("people", rows.len());
         self.ledger.append(ev).await?;
         Ok(rows)
-    }
-
-    /// Current zone levels, for the console.
-    pub fn zone_level(&self, zone_id: i64) -> Option<ZoneLevel> {
-        self.doors.rules().zones.get(&zone_id).map(|z| z.level)
     }
 }
 

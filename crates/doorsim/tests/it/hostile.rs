@@ -156,3 +156,16 @@ mod fuzz {
         }
     }
 }
+
+/// The simulated reader takes the agent back after its connection drops.
+#[test]
+fn reader_accepts_a_new_connection_after_a_drop() {
+    let sim = SimReader::start("127.0.0.1:0", 5, SCBK).unwrap();
+    for _ in 0..2 {
+        let s = std::net::TcpStream::connect(sim.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(2))).unwrap();
+        let mut link = AcuLink::new(s, 5, SCBK);
+        link.start().expect("secure channel on this connection");
+        link.poll().unwrap();
+    }
+}
