@@ -37,6 +37,8 @@ pub struct Principal {
     /// When the password was last checked in this session (ms), for re-authentication.
     pub auth_at: i64,
     pub addr: Option<String>,
+    /// SHA-256 of the device key of the terminal the request came from (DATA-7), if any.
+    pub terminal: Option<String>,
 }
 
 impl Principal {
@@ -443,6 +445,7 @@ impl Mamori {
             via,
             auth_at,
             addr,
+            terminal: None,
         }))
     }
 

@@ -52,6 +52,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_vault.sql"),
         postgres: include_str!("../migrations/postgres/0004_vault.sql"),
     },
+    Migration {
+        version: 5,
+        name: "vault_keys_entries_handover",
+        sqlite: include_str!("../migrations/sqlite/0005_vault_keys_entries_handover.sql"),
+        postgres: include_str!("../migrations/postgres/0005_vault_keys_entries_handover.sql"),
+    },
 ];
 
 #[derive(Clone, Debug)]

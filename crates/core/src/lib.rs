@@ -16,6 +16,7 @@ pub mod error;
 pub mod keys;
 pub mod ledger;
 pub mod passkey;
+pub mod pdf;
 pub mod policy;
 pub mod review;
 pub mod types;

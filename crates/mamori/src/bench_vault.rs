@@ -91,6 +91,10 @@ pub async fn vault(secs: u64, clients: usize) -> anyhow::Result<()> {
     )
     .await?;
     anyhow::ensure!(r.status().is_success(), "fields");
+    // A terminal registered to the business and its room (DATA-7).
+    let r = post("/api/v1/terminals", &admin, json!({"code": "T1", "name": "端末1", "business": "CARD"})).await?;
+    anyhow::ensure!(r.status().is_success(), "terminal");
+    let terminal = r.json::<serde_json::Value>().await?["device_key"].as_str().unwrap_or_default().to_owned();
     // The operator holds the business and is inside its room.
     sqlx::query("UPDATE users SET person_id = 1 WHERE login = 'op'").execute(&app.db.pool).await?;
     sqlx::query("INSERT INTO vault_holders (business_id, user_id, approved_by, approved_at) VALUES (1, 2, 1, 0)").execute(&app.db.pool).await?;
@@ -98,12 +102,12 @@ pub async fn vault(secs: u64, clients: usize) -> anyhow::Result<()> {
 
     // Writes.
     let (w_rate, w_p99, w_fail) = {
-        let (http, base, op) = (http.clone(), base.clone(), op.clone());
+        let (http, base, op, terminal) = (http.clone(), base.clone(), op.clone(), terminal.clone());
         load(clients, secs, move |i| {
-            let (http, url, op) = (http.clone(), format!("{base}/api/v1/vault/CARD/records"), op.clone());
+            let (http, url, op, terminal) = (http.clone(), format!("{base}/api/v1/vault/CARD/records"), op.clone(), terminal.clone());
             async move {
                 let body = json!({"values": {"app_no": format!("A{i:07}"), "name": "顧客 太郎", "phone": "090-1234-5678", "card": "4111 1111 1111 1234"}});
-                http.post(url).bearer_auth(op).json(&body).send().await.is_ok_and(|r| r.status().is_success())
+                http.post(url).bearer_auth(op).header("x-mamori-terminal", terminal).json(&body).send().await.is_ok_and(|r| r.status().is_success())
             }
         })
         .await?
@@ -117,9 +121,9 @@ pub async fn vault(secs: u64, clients: usize) -> anyhow::Result<()> {
         let (http, base, op, uids) = (http.clone(), base.clone(), op.clone(), uids.clone());
         load(clients, secs, move |i| {
             let uid = &uids[i % uids.len()];
-            let (http, url, op) = (http.clone(), format!("{base}/api/v1/vault/CARD/records/{uid}/reveal"), op.clone());
+            let (http, url, op, terminal) = (http.clone(), format!("{base}/api/v1/vault/CARD/records/{uid}/reveal"), op.clone(), terminal.clone());
             async move {
-                http.post(url).bearer_auth(op).json(&json!({"field": "phone", "purpose": "照合"})).send().await.is_ok_and(|r| r.status().is_success())
+                http.post(url).bearer_auth(op).header("x-mamori-terminal", terminal).json(&json!({"field": "phone", "purpose": "照合"})).send().await.is_ok_and(|r| r.status().is_success())
             }
         })
         .await?

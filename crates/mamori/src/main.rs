@@ -350,8 +350,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Certificate { cmd: CertificateCmd::Check { file, key } } => {
             let key = if let Some(p) = key.strip_prefix('@') { std::fs::read_to_string(p)? } else { key };
             let verifier = mamori_ledger::NoteVerifier::from_key_string(key.trim()).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            // A PDF certificate carries its signed note; its page must be the one the note makes.
+            let (text, pdf) = if bytes.starts_with(b"%PDF") {
+                (mamori_core::pdf::note_of_pdf(&bytes).context("FAILED: not a mamori certificate PDF")?, true)
+            } else {
+                (String::from_utf8(bytes.clone()).context("FAILED: not text")?, false)
+            };
             match verifier.open(&text) {
+                Ok(_) if pdf && mamori_core::pdf::certificate_pdf(&text) != bytes => bail!("FAILED: the PDF's page does not match its signed note"),
                 Ok(body) => {
                     print!("{body}");
                     println!("OK: signed by {}", verifier.name());

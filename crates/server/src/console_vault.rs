@@ -4,13 +4,17 @@
 use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use mamori_core::directory::BusinessRow;
 use mamori_core::types::{Op, Text};
+use mamori_core::vault::entry::{EntryOutcome, Mismatch, MismatchDetail};
+use mamori_core::vault::handover::{Export, HandoverRow, NewHandover};
+use mamori_core::vault::terminal::{NewTerminal, TerminalRow};
+use mamori_core::types::Code;
 use mamori_core::vault::{AccessList, FieldRow, NewGrant, RecordRow};
 use mamori_core::CoreError;
 
@@ -25,6 +29,15 @@ pub fn routes() -> Router<AppState> {
         .route("/vault/{business}/reveal", post(reveal))
         .route("/vault/{business}/grants", post(grant_create))
         .route("/vault/{business}/grants/{id}/revoke", post(grant_revoke))
+        .route("/vault/{business}/grants/{id}/approve", post(grant_approve))
+        .route("/vault/{business}/entries", post(entry_submit))
+        .route("/vault/{business}/export", post(export))
+        .route("/handovers", get(handovers_page).post(handover_create))
+        .route("/terminals", get(terminals_page).post(terminal_create))
+        .route("/terminals/enrol", post(terminal_enrol))
+        .route("/terminals/{code}/revoke", post(terminal_revoke))
+        .route("/handovers/{id}/sign", post(handover_sign))
+        .route("/vault/{business}/entries/{id}", get(entry_page).post(entry_resolve))
 }
 
 fn message(c: &Chrome<'_>, e: &CoreError) -> String {
@@ -71,6 +84,9 @@ struct BusinessPage<'a> {
     access: Option<AccessList>,
     ops: &'static [Op],
     error: Option<String>,
+    notice: Option<String>,
+    double_entry: bool,
+    mismatches: Vec<Mismatch>,
 }
 
 impl BusinessPage<'_> {
@@ -86,6 +102,10 @@ impl BusinessPage<'_> {
 }
 
 async fn business_render(st: &AppState, s: &ConsoleSession, business: &str, error: Option<String>, status: StatusCode) -> Response {
+    business_render_with(st, s, business, error, None, status).await
+}
+
+async fn business_render_with(st: &AppState, s: &ConsoleSession, business: &str, error: Option<String>, notice: Option<String>, status: StatusCode) -> Response {
     let p = &s.state.principal;
     let c = chrome(st, s, "vault");
     let fields = match st.app.list_fields(p, business).await {
@@ -105,20 +125,85 @@ async fn business_render(st: &AppState, s: &ConsoleSession, business: &str, erro
         access: st.app.access_list(p, business).await.ok(),
         ops: Op::ALL,
         error,
+        notice,
+        double_entry: st.app.double_entry(p, business).await.unwrap_or(false),
+        mismatches: st.app.list_mismatches(p, business).await.unwrap_or_default(),
     };
     render(&page, status)
 }
 
-async fn business_page(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>) -> Response {
+async fn business_page(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
     let _ = session!(s);
-    business_render(&st, &s, &business, None, StatusCode::OK).await
+    // The outcome of the last double entry, after its redirect.
+    let notice = q.get("entry").and_then(|e| match e.as_str() {
+        "waiting" | "accepted" | "mismatch" | "resolved" => Some(chrome(&st, &s, "vault").t(&format!("entry-{e}"))),
+        _ => None,
+    });
+    business_render_with(&st, &s, &business, None, notice, StatusCode::OK).await
+}
+
+fn values_of(form: &HashMap<String, String>) -> BTreeMap<String, String> {
+    form.iter().filter_map(|(k, v)| k.strip_prefix("f_").map(|k| (k.to_owned(), v.clone()))).filter(|(_, v)| !v.trim().is_empty()).collect()
+}
+
+async fn entry_submit(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    match st.app.submit_entry(&p, &business, &field(&form, "form_no"), values_of(&form)).await {
+        Ok(o) => {
+            let state = match o {
+                EntryOutcome::Waiting => "waiting",
+                EntryOutcome::Accepted { .. } => "accepted",
+                EntryOutcome::Mismatch { .. } => "mismatch",
+            };
+            Redirect::to(&format!("/vault/{}?entry={state}", urlencoding::encode(&business))).into_response()
+        }
+        Err(e) => {
+            let msg = message(&chrome(&st, &s, "vault"), &e);
+            business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "vault_entry.html")]
+struct EntryPage<'a> {
+    c: Chrome<'a>,
+    business: String,
+    detail: Option<MismatchDetail>,
+    error: Option<String>,
+}
+
+async fn entry_render(st: &AppState, s: &ConsoleSession, business: &str, id: i64, error: Option<String>, status: StatusCode) -> Response {
+    let p = &s.state.principal;
+    let c = chrome(st, s, "vault");
+    let (detail, error) = match st.app.mismatch_detail(p, business, id).await {
+        Ok(d) => (Some(d), error),
+        Err(e) => (None, Some(error.unwrap_or_else(|| message(&c, &e)))),
+    };
+    render(&EntryPage { c, business: business.to_owned(), detail, error }, status)
+}
+
+async fn entry_page(State(st): State<AppState>, s: ConsoleSession, Path((business, id)): Path<(String, i64)>) -> Response {
+    let _ = session!(s);
+    entry_render(&st, &s, &business, id, None, StatusCode::OK).await
+}
+
+async fn entry_resolve(State(st): State<AppState>, s: ConsoleSession, Path((business, id)): Path<(String, i64)>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    // Every disagreeing field is decided here, even when the decision is to leave it empty.
+    let values: BTreeMap<String, String> = form.iter().filter_map(|(k, v)| k.strip_prefix("f_").map(|k| (k.to_owned(), v.clone()))).collect();
+    match st.app.resolve_mismatch(&p, &business, id, values).await {
+        Ok(_) => Redirect::to(&format!("/vault/{}?entry=resolved", urlencoding::encode(&business))).into_response(),
+        Err(e) => {
+            let msg = message(&chrome(&st, &s, "vault"), &e);
+            entry_render(&st, &s, &business, id, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
 }
 
 async fn record_create(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
     let p = session_csrf!(s, form);
-    let values: BTreeMap<String, String> =
-        form.iter().filter_map(|(k, v)| k.strip_prefix("f_").map(|k| (k.to_owned(), v.clone()))).filter(|(_, v)| !v.trim().is_empty()).collect();
-    match st.app.create_record(&p, &business, values).await {
+    match st.app.create_record(&p, &business, values_of(&form)).await {
         Ok(_) => Redirect::to(&format!("/vault/{}", urlencoding::encode(&business))).into_response(),
         Err(e) => {
             let msg = message(&chrome(&st, &s, "vault"), &e);
@@ -152,7 +237,7 @@ async fn grant_create(State(st): State<AppState>, s: ConsoleSession, Path(busine
     let p = session_csrf!(s, form);
     let c = chrome(&st, &s, "vault");
     let result = match (Text::parse("purpose", &field(&form, "purpose")), field(&form, "hours").trim().parse::<i64>()) {
-        (Ok(purpose), Ok(hours)) => st.app.grant(&p, &business, NewGrant { login: field(&form, "login"), ops, purpose, hours }).await.map(|_| ()),
+        (Ok(purpose), Ok(hours)) => st.app.grant(&p, &business, NewGrant { login: field(&form, "login"), ops, purpose, hours, second_approver: form.contains_key("second_approver") }).await.map(|_| ()),
         (Err(e), _) => Err(e),
         (_, Err(_)) => Err(CoreError::invalid("hours", "a number of hours")),
     };
@@ -165,6 +250,17 @@ async fn grant_create(State(st): State<AppState>, s: ConsoleSession, Path(busine
     }
 }
 
+async fn grant_approve(State(st): State<AppState>, s: ConsoleSession, Path((business, id)): Path<(String, i64)>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    match st.app.approve_grant(&p, id).await {
+        Ok(()) => Redirect::to(&format!("/vault/{}", urlencoding::encode(&business))).into_response(),
+        Err(e) => {
+            let msg = message(&chrome(&st, &s, "vault"), &e);
+            business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
 async fn grant_revoke(State(st): State<AppState>, s: ConsoleSession, Path((business, id)): Path<(String, i64)>, Form(form): Form<HashMap<String, String>>) -> Response {
     let p = session_csrf!(s, form);
     match st.app.revoke_grant(&p, id).await {
@@ -172,6 +268,203 @@ async fn grant_revoke(State(st): State<AppState>, s: ConsoleSession, Path((busin
         Err(e) => {
             let msg = message(&chrome(&st, &s, "vault"), &e);
             business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+/// An encrypted export as a download; its SHA-256 and register line travel in headers.
+pub(crate) fn age_download(x: Export) -> Response {
+    use axum::http::header;
+    let disposition = format!("attachment; filename=\"{}\"", x.file_name);
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::HeaderName::from_static("x-mamori-sha256"), x.sha256),
+            (header::HeaderName::from_static("x-mamori-handover"), x.handover_id.to_string()),
+            (header::HeaderName::from_static("x-mamori-records"), x.records.to_string()),
+        ],
+        x.bytes,
+    )
+        .into_response()
+}
+
+async fn export(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    match st.app.export_for_client(&p, &business, &field(&form, "counterpart"), &field(&form, "medium")).await {
+        Ok(x) => age_download(x),
+        Err(e) => {
+            let msg = message(&chrome(&st, &s, "vault"), &e);
+            business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "handovers.html")]
+struct HandoversPage<'a> {
+    c: Chrome<'a>,
+    rows: Vec<HandoverRow>,
+    error: Option<String>,
+}
+
+impl HandoversPage<'_> {
+    fn when(&self, ms: &i64) -> String {
+        crate::console_doors::jst(*ms)
+    }
+}
+
+async fn handovers_render(st: &AppState, s: &ConsoleSession, error: Option<String>, status: StatusCode) -> Response {
+    match st.app.handovers(&s.state.principal).await {
+        Ok(rows) => render(&HandoversPage { c: chrome(st, s, "vault"), rows, error }, status),
+        Err(e) => crate::error::WebError::from(e).into_response(),
+    }
+}
+
+async fn handovers_page(State(st): State<AppState>, s: ConsoleSession) -> Response {
+    let _ = session!(s);
+    handovers_render(&st, &s, None, StatusCode::OK).await
+}
+
+async fn handover_create(State(st): State<AppState>, s: ConsoleSession, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    let text = |k: &str| Text::parse(k, &field(&form, k));
+    let result = match (text("medium"), text("description"), text("counterpart")) {
+        (Ok(medium), Ok(description), Ok(counterpart)) => {
+            let opt = |k: &str| Some(field(&form, k)).filter(|v| !v.trim().is_empty());
+            let h = NewHandover {
+                client: field(&form, "client"),
+                business: opt("business"),
+                direction: field(&form, "direction"),
+                medium,
+                description,
+                counterpart,
+                sha256: opt("sha256").map(|v| v.trim().to_owned()),
+                signed_by: opt("signed_by"),
+            };
+            st.app.record_handover(&p, h).await.map(|_| ())
+        }
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+    };
+    match result {
+        Ok(()) => Redirect::to("/handovers").into_response(),
+        Err(e) => {
+            let msg = message(&chrome(&st, &s, "vault"), &e);
+            handovers_render(&st, &s, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+async fn handover_sign(State(st): State<AppState>, s: ConsoleSession, Path(id): Path<i64>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    match st.app.sign_handover(&p, id, &field(&form, "signed_by")).await {
+        Ok(()) => Redirect::to("/handovers").into_response(),
+        Err(e) => {
+            let msg = message(&chrome(&st, &s, "vault"), &e);
+            handovers_render(&st, &s, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+/// A deletion certificate PDF as a download.
+pub(crate) fn pdf_download(id: i64, pdf: Vec<u8>) -> Response {
+    use axum::http::header;
+    (
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"deletion-certificate-{id}.pdf\"")),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        pdf,
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "terminals.html")]
+struct TerminalsPage<'a> {
+    c: Chrome<'a>,
+    rows: Vec<TerminalRow>,
+    /// This browser's terminal, if it is one.
+    this: Option<TerminalRow>,
+    /// A device key just issued (shown once).
+    issued: Option<(String, String)>,
+    error: Option<String>,
+}
+
+impl TerminalsPage<'_> {
+    fn when(&self, ms: &i64) -> String {
+        crate::console_doors::jst(*ms)
+    }
+}
+
+async fn terminals_render(st: &AppState, s: &ConsoleSession, issued: Option<(String, String)>, error: Option<String>, status: StatusCode) -> Response {
+    let p = &s.state.principal;
+    let rows = match st.app.list_terminals(p).await {
+        Ok(r) => r,
+        Err(e) => return crate::error::WebError::from(e).into_response(),
+    };
+    let this = match &p.terminal {
+        Some(h) => st.app.terminal_by_key(h).await.ok().flatten(),
+        None => None,
+    };
+    render(&TerminalsPage { c: chrome(st, s, "vault"), rows, this, issued, error }, status)
+}
+
+async fn terminals_page(State(st): State<AppState>, s: ConsoleSession) -> Response {
+    let _ = session!(s);
+    terminals_render(&st, &s, None, None, StatusCode::OK).await
+}
+
+async fn terminal_create(State(st): State<AppState>, s: ConsoleSession, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    let result = match (Code::parse("code", &field(&form, "code")), Text::parse("name", &field(&form, "name"))) {
+        (Ok(code), Ok(name)) => {
+            let c = code.as_str().to_owned();
+            st.app.register_terminal(&p, NewTerminal { code, name, business: field(&form, "business") }).await.map(|k| (c, k))
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    match result {
+        Ok(issued) => terminals_render(&st, &s, Some(issued), None, StatusCode::OK).await,
+        Err(e) => {
+            let msg = message(&chrome(&st, &s, "vault"), &e);
+            terminals_render(&st, &s, None, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+/// Installs a device key in this browser (an HttpOnly cookie), after checking that it belongs
+/// to a live terminal.
+async fn terminal_enrol(State(st): State<AppState>, s: ConsoleSession, Form(form): Form<HashMap<String, String>>) -> Response {
+    let _ = session_csrf!(s, form);
+    let key = field(&form, "key").trim().to_owned();
+    let known = if key.is_empty() { Ok(None) } else { st.app.terminal_by_key(&mamori_core::vault::terminal::key_hash(&key)).await };
+    match known {
+        Ok(Some(_)) => {
+            let mut r = Redirect::to("/terminals").into_response();
+            let cookie = format!("{}={key}; Max-Age=31536000{}", crate::TERMINAL_COOKIE, st.cookie_attrs());
+            if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
+                r.headers_mut().append(axum::http::header::SET_COOKIE, v);
+            }
+            r
+        }
+        Ok(None) => {
+            let msg = chrome(&st, &s, "vault").t("terminal-unknown-key");
+            terminals_render(&st, &s, None, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => crate::error::WebError::from(e).into_response(),
+    }
+}
+
+async fn terminal_revoke(State(st): State<AppState>, s: ConsoleSession, Path(code): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    match st.app.revoke_terminal(&p, &code).await {
+        Ok(()) => Redirect::to("/terminals").into_response(),
+        Err(e) => {
+            let msg = message(&chrome(&st, &s, "vault"), &e);
+            terminals_render(&st, &s, None, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
 }

@@ -102,6 +102,16 @@ pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&
         .map(|(_, v)| v)
 }
 
+/// The cookie that holds a terminal's device key (DATA-7), set by the enrolment page.
+pub const TERMINAL_COOKIE: &str = "mamori_terminal";
+
+/// The hash of the device key a request presents: the `X-Mamori-Terminal` header, else the
+/// terminal cookie.
+fn terminal_of(parts: &Parts) -> Option<String> {
+    let key = parts.headers.get("x-mamori-terminal").and_then(|v| v.to_str().ok()).or_else(|| cookie(parts, TERMINAL_COOKIE))?;
+    (!key.trim().is_empty()).then(|| mamori_core::vault::terminal::key_hash(key))
+}
+
 /// A caller of the API: a bearer token (API token or API session), or a console session
 /// cookie, in which case a state-changing request must carry the session's CSRF token in
 /// `X-CSRF-Token`.
@@ -115,7 +125,10 @@ impl FromRequestParts<AppState> for ApiPrincipal {
         if let Some(auth) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             let token = auth.strip_prefix("Bearer ").ok_or_else(WebError::unauthorized)?.trim();
             return match st.app.bearer(token, addr).await? {
-                Some(p) => Ok(Self(p)),
+                Some(mut p) => {
+                    p.terminal = terminal_of(parts);
+                    Ok(Self(p))
+                }
                 None => Err(WebError::unauthorized()),
             };
         }
@@ -132,7 +145,9 @@ impl FromRequestParts<AppState> for ApiPrincipal {
                 return Err(WebError::new(StatusCode::FORBIDDEN, "csrf", "missing or wrong CSRF token"));
             }
         }
-        Ok(Self(s.principal))
+        let mut p = s.principal;
+        p.terminal = terminal_of(parts);
+        Ok(Self(p))
     }
 }
 
@@ -149,7 +164,10 @@ impl FromRequestParts<AppState> for ConsoleSession {
         let to_login = || axum::response::Redirect::to("/login").into_response();
         let Some(token) = cookie(parts, st.session_cookie()).map(str::to_owned) else { return Err(to_login()) };
         match st.app.session(&token, client_addr(parts)).await {
-            Ok(Some(state)) if state.kind == "console" => Ok(Self { token, state }),
+            Ok(Some(mut state)) if state.kind == "console" => {
+                state.principal.terminal = terminal_of(parts);
+                Ok(Self { token, state })
+            }
             Ok(_) => Err(to_login()),
             Err(e) => Err(WebError::from(e).into_response()),
         }

@@ -81,6 +81,8 @@ pub struct TestApp {
     pub database_url: String,
     pg_db: Option<String>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Device key sent by `get_as`/`post_as` (DATA-7 terminals).
+    terminal: std::sync::Mutex<Option<String>>,
 }
 
 pub fn start_time() -> chrono::DateTime<chrono::Utc> {
@@ -129,6 +131,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         database_url: url,
         pg_db,
         shutdown: Some(tx),
+        terminal: Default::default(),
     })
 }
 
@@ -148,13 +151,29 @@ impl TestApp {
         self.get_as(&self.admin_token, path).await
     }
     pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+        self.with_terminal(self.http.get(self.url(path)).bearer_auth(token)).send().await.unwrap()
+    }
+    /// Adds the device key of the terminal the tests act from (DATA-7), once one is set.
+    pub fn with_terminal(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.terminal.lock().ok().and_then(|t| t.clone()) {
+            Some(k) => r.header("x-mamori-terminal", k),
+            None => r,
+        }
+    }
+    pub fn terminal(&self) -> Option<String> {
+        self.terminal.lock().ok().and_then(|t| t.clone())
+    }
+    /// From now on, requests come from the terminal with this device key (None: from none).
+    pub fn set_terminal(&self, key: Option<String>) {
+        if let Ok(mut t) = self.terminal.lock() {
+            *t = key;
+        }
     }
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         self.post_as(&self.admin_token, path, body).await
     }
     pub async fn post_as(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
-        self.http.post(self.url(path)).bearer_auth(token).json(body).send().await.unwrap()
+        self.with_terminal(self.http.post(self.url(path)).bearer_auth(token).json(body)).send().await.unwrap()
     }
     /// POST with a raw body and content type.
     pub async fn post_raw(&self, path: &str, ct: &str, body: Vec<u8>) -> reqwest::Response {

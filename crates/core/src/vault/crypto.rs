@@ -1,11 +1,14 @@
 //! Field encryption (DATA-4): each business has a data key (DEK) that seals its field values
 //! with XChaCha20-Poly1305 under a fresh random nonce and an AAD naming business, record and
-//! field, so a value moved to another record or field fails to open. DEKs are stored only
-//! wrapped by the key-encryption key (KEK), which lives outside the database behind
-//! [`KeyProvider`] (a 0600 key file by default; an HSM or KMS can implement the trait).
-//! Destroying a DEK makes every value it sealed unreadable, backups included (crypto-shredding).
+//! field, so a value moved to another record or field fails to open. DEKs are kept only
+//! wrapped by the key-encryption key (KEK), and both live outside the database behind
+//! [`KeyProvider`]: by default a 0600 KEK file and a 0700 directory of wrapped data keys, each
+//! under a random name that the database refers to; an HSM or KMS can implement the trait.
+//! Because no data key is in the database, a database backup holds none: destroying a DEK in
+//! the key store makes every value it sealed unreadable, in backups taken before too
+//! (crypto-shredding).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -17,18 +20,65 @@ use crate::error::{CoreError, Result};
 const NONCE: usize = 24;
 const VERSION: u8 = 1;
 
-/// Wraps and unwraps data keys with a key that never enters the database.
+/// Wraps, keeps and destroys data keys, outside the database.
 pub trait KeyProvider: Send + Sync {
     fn wrap(&self, dek: &[u8; 32], aad: &[u8]) -> Result<Vec<u8>>;
     fn unwrap(&self, wrapped: &[u8], aad: &[u8]) -> Result<Zeroizing<[u8; 32]>>;
+    /// Keeps a wrapped data key under `kid` (a random name), durably.
+    fn store(&self, kid: &str, wrapped: &[u8]) -> Result<()>;
+    /// The wrapped data key named `kid`, or None when it was destroyed (or never existed here).
+    fn load(&self, kid: &str) -> Result<Option<Vec<u8>>>;
+    /// Destroys a data key for good.
+    fn destroy(&self, kid: &str) -> Result<()>;
+    /// Re-wraps every stored data key under a new KEK (KEK rotation), returning how many.
+    fn rotate(&self) -> Result<usize>;
 }
 
-/// The KEK in a key file (64 hex digits, mode 0600), created on first use.
+/// The KEK in a key file (64 hex digits, mode 0600), created on first use, and the wrapped
+/// data keys in a directory beside it (mode 0700, one 0600 file per key).
 pub struct FileKek {
-    key: Zeroizing<[u8; 32]>,
+    path: PathBuf,
+    key: std::sync::RwLock<Zeroizing<[u8; 32]>>,
+    dir: PathBuf,
+}
+
+fn kid_ok(kid: &str) -> Result<()> {
+    if kid.len() == 32 && kid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(CoreError::Internal("malformed data key name".into()))
+    }
+}
+
+/// A fresh random name for a data key.
+pub fn new_kid() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("partial");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 impl FileKek {
+    /// Loads the KEK at `path` (or creates it) with the key store in `<path>.d/`.
     pub fn load_or_create(path: &Path) -> Result<Self> {
         let hexkey = crate::keys::load_or_create(path, || {
             let mut k = [0u8; 32];
@@ -37,19 +87,129 @@ impl FileKek {
         })?;
         let bytes = Zeroizing::new(hex::decode(hexkey.trim()).map_err(|_| CoreError::Config(format!("{}: not hexadecimal", path.display())))?);
         let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| CoreError::Config(format!("{}: must hold 32 bytes", path.display())))?;
-        Ok(Self { key: Zeroizing::new(key) })
+        let mut dir = path.as_os_str().to_owned();
+        dir.push(".d");
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let mut key = Zeroizing::new(key);
+        // A rotation that stopped half-way is finished before anything else.
+        let next = path.with_extension("kek.next");
+        if next.exists() {
+            let hexnew = crate::keys::read_secret(&next)?;
+            let bytes = Zeroizing::new(hex::decode(hexnew.trim()).map_err(|_| CoreError::Config(format!("{}: not hexadecimal", next.display())))?);
+            let new: [u8; 32] = bytes.as_slice().try_into().map_err(|_| CoreError::Config(format!("{}: must hold 32 bytes", next.display())))?;
+            rewrap_all(&dir, &key, &new)?;
+            std::fs::rename(&next, path)?;
+            key = Zeroizing::new(new);
+        }
+        Ok(Self { path: path.to_owned(), key: std::sync::RwLock::new(key), dir })
+    }
+
+    fn kek(&self) -> Result<Zeroizing<[u8; 32]>> {
+        self.key.read().map(|k| k.clone()).map_err(|_| CoreError::Internal("key lock poisoned".into()))
     }
 }
 
 impl KeyProvider for FileKek {
     fn wrap(&self, dek: &[u8; 32], aad: &[u8]) -> Result<Vec<u8>> {
-        seal(&self.key, dek, aad)
+        // The AAD travels with the wrapped key so that rotation can re-wrap it unseen.
+        let mut out = Vec::with_capacity(2 + aad.len() + 80);
+        out.extend_from_slice(&u16::try_from(aad.len()).map_err(|_| CoreError::Internal("aad too long".into()))?.to_be_bytes());
+        out.extend_from_slice(aad);
+        out.extend_from_slice(&seal(&*self.kek()?, dek, aad)?);
+        Ok(out)
     }
     fn unwrap(&self, wrapped: &[u8], aad: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
-        let p = Zeroizing::new(open(&self.key, wrapped, aad)?);
+        let (stored_aad, sealed) = split_wrapped(wrapped)?;
+        if stored_aad != aad {
+            return Err(CoreError::Internal("data key belongs to another business or key".into()));
+        }
+        let p = Zeroizing::new(open(&*self.kek()?, sealed, aad)?);
         let k: [u8; 32] = p.as_slice().try_into().map_err(|_| CoreError::Internal("wrapped key of the wrong size".into()))?;
         Ok(Zeroizing::new(k))
     }
+    fn store(&self, kid: &str, wrapped: &[u8]) -> Result<()> {
+        kid_ok(kid)?;
+        write_private(&self.dir.join(kid), wrapped)
+    }
+    fn load(&self, kid: &str) -> Result<Option<Vec<u8>>> {
+        kid_ok(kid)?;
+        match std::fs::read(self.dir.join(kid)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+    fn destroy(&self, kid: &str) -> Result<()> {
+        kid_ok(kid)?;
+        let p = self.dir.join(kid);
+        match std::fs::metadata(&p) {
+            Ok(m) => {
+                // Overwrite before unlinking (best effort on journaling or copy-on-write file
+                // systems; the key was only ever stored wrapped by the KEK).
+                let len = usize::try_from(m.len()).unwrap_or(0);
+                write_private(&p, &vec![0u8; len])?;
+                std::fs::remove_file(&p)?;
+                std::fs::File::open(&self.dir)?.sync_all()?;
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+    fn rotate(&self) -> Result<usize> {
+        let mut guard = self.key.write().map_err(|_| CoreError::Internal("key lock poisoned".into()))?;
+        let new = new_dek();
+        // The new KEK is written beside the old one first; keys are re-wrapped one file at a
+        // time (each rename is atomic, and unwrapping tries both KEKs until the swap).
+        let next = self.path.with_extension("kek.next");
+        write_private(&next, hex::encode(new.as_slice()).as_bytes())?;
+        let n = rewrap_all(&self.dir, &guard, &new)?;
+        std::fs::rename(&next, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        *guard = new;
+        Ok(n)
+    }
+}
+
+/// Re-wraps every data key in `dir` from `old` to `new`; keys already under `new` (a rotation
+/// that was interrupted and resumed) are left as they are.
+fn rewrap_all(dir: &Path, old: &[u8; 32], new: &[u8; 32]) -> Result<usize> {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        let Some(name) = p.file_name().and_then(|n| n.to_str()) else { continue };
+        if kid_ok(name).is_err() {
+            continue;
+        }
+        let wrapped = std::fs::read(&p)?;
+        let (aad, sealed) = split_wrapped(&wrapped)?;
+        let dek = match open(old, sealed, aad) {
+            Ok(d) => Zeroizing::new(d),
+            Err(_) if open(new, sealed, aad).is_ok() => continue,
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::with_capacity(wrapped.len());
+        out.extend_from_slice(&wrapped[..2 + aad.len()]);
+        out.extend_from_slice(&seal(new, &dek, aad)?);
+        write_private(&p, &out)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn split_wrapped(w: &[u8]) -> Result<(&[u8], &[u8])> {
+    let bad = || CoreError::Internal("wrapped data key malformed".into());
+    let len = usize::from(u16::from_be_bytes([*w.first().ok_or_else(bad)?, *w.get(1).ok_or_else(bad)?]));
+    let aad = w.get(2..2 + len).ok_or_else(bad)?;
+    Ok((aad, w.get(2 + len..).ok_or_else(bad)?))
 }
 
 /// A fresh random data key.
@@ -100,6 +260,27 @@ pub fn key_aad(business: i64, key_id: i64) -> Vec<u8> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn key_store_rotation_and_destruction() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("vault.kek");
+        let kek = FileKek::load_or_create(&path).unwrap();
+        let dek = new_dek();
+        let kid = new_kid();
+        kek.store(&kid, &kek.wrap(&dek, b"b1").unwrap()).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        assert_eq!(kek.rotate().unwrap(), 1);
+        assert_ne!(std::fs::read(&path).unwrap(), before, "a new KEK");
+        // The same process and a fresh load both open the re-wrapped key.
+        assert_eq!(*kek.unwrap(&kek.load(&kid).unwrap().unwrap(), b"b1").unwrap(), *dek);
+        let again = FileKek::load_or_create(&path).unwrap();
+        assert_eq!(*again.unwrap(&again.load(&kid).unwrap().unwrap(), b"b1").unwrap(), *dek);
+        assert!(again.unwrap(&again.load(&kid).unwrap().unwrap(), b"b2").is_err(), "bound to its business");
+        again.destroy(&kid).unwrap();
+        assert!(again.load(&kid).unwrap().is_none());
+        assert!(again.load("../vault.kek").is_err(), "names are checked");
+    }
 
     #[test]
     fn nonces_are_fresh_and_aad_binds() {

@@ -6,6 +6,9 @@
 //! allowed or denied, is an event of the client's log (AUDIT-1).
 
 pub mod crypto;
+pub mod entry;
+pub mod handover;
+pub mod terminal;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,12 +33,32 @@ pub const MAX_STANDING_HOLDERS: i64 = 3;
 pub struct VaultState {
     pub kek: Arc<dyn KeyProvider>,
     pub policy: DoorPolicy,
+    /// Unwrapped data keys by key name, so that a read does not touch the key store; a
+    /// destroyed key leaves it at once.
+    deks: std::sync::Mutex<std::collections::HashMap<String, zeroize::Zeroizing<[u8; 32]>>>,
 }
 
 impl VaultState {
     pub fn new(kek: Arc<dyn KeyProvider>) -> Result<Self> {
         let ops: Vec<&'static str> = Op::ALL.iter().map(|o| o.as_str()).collect();
-        Ok(Self { kek, policy: DoorPolicy::with_actions(VAULT_POLICY, &ops)? })
+        Ok(Self { kek, policy: DoorPolicy::with_actions(VAULT_POLICY, &ops)?, deks: Default::default() })
+    }
+
+    /// The data key `kid` of `business` (key row `key_id`), from the cache or the key store.
+    fn dek(&self, business: i64, key_id: i64, kid: &str) -> Result<zeroize::Zeroizing<[u8; 32]>> {
+        if let Some(k) = self.deks.lock().map_err(|_| CoreError::Internal("key cache poisoned".into()))?.get(kid) {
+            return Ok(k.clone());
+        }
+        let wrapped = self.kek.load(kid)?.ok_or(CoreError::NotFound("data key (destroyed)"))?;
+        let k = self.kek.unwrap(&wrapped, &crypto::key_aad(business, key_id))?;
+        self.deks.lock().map_err(|_| CoreError::Internal("key cache poisoned".into()))?.insert(kid.to_owned(), k.clone());
+        Ok(k)
+    }
+
+    fn forget(&self, kid: &str) {
+        if let Ok(mut c) = self.deks.lock() {
+            c.remove(kid);
+        }
     }
 }
 
@@ -62,6 +85,9 @@ pub struct NewGrant {
     pub purpose: Text,
     /// Length of the grant in hours (1 to 720); it starts now.
     pub hours: i64,
+    /// Whether a second standing holder must approve before the grant takes effect (DATA-2).
+    #[serde(default)]
+    pub second_approver: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +111,7 @@ struct Business {
     client: String,
     zone: Option<i64>,
     my_number: bool,
+    double_entry: bool,
 }
 
 /// Masks a value for display: card numbers keep their last four digits, My Numbers nothing,
@@ -111,14 +138,14 @@ pub fn mask(s: Sensitivity, v: &str) -> String {
 
 impl Mamori {
     async fn business(&self, conn: &mut AnyConnection, code: &str) -> Result<Business> {
-        let row: Option<(i64, String, String, Option<i64>, i64)> = sqlx::query_as(
-            "SELECT b.id, b.code, c.code, b.zone_id, b.my_number FROM businesses b JOIN clients c ON c.id = b.client_id WHERE b.code = $1",
+        let row: Option<(i64, String, String, Option<i64>, i64, i64)> = sqlx::query_as(
+            "SELECT b.id, b.code, c.code, b.zone_id, b.my_number, b.double_entry FROM businesses b JOIN clients c ON c.id = b.client_id WHERE b.code = $1",
         )
         .bind(code)
         .fetch_optional(&mut *conn)
         .await?;
-        let (id, code, client, zone, my_number) = row.ok_or(CoreError::NotFound("business"))?;
-        Ok(Business { id, code, client, zone, my_number: my_number != 0 })
+        let (id, code, client, zone, my_number, double_entry) = row.ok_or(CoreError::NotFound("business"))?;
+        Ok(Business { id, code, client, zone, my_number: my_number != 0, double_entry: double_entry != 0 })
     }
 
     async fn fields_of(&self, conn: &mut AnyConnection, business: i64) -> Result<Vec<FieldRow>> {
@@ -246,8 +273,8 @@ impl Mamori {
         let ops: Vec<&str> = g.ops.iter().map(|o| o.as_str()).collect();
         let ends = now + Duration::hours(g.hours);
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO vault_grants (business_id, user_id, ops, purpose, starts_at, ends_at, granted_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO vault_grants (business_id, user_id, ops, purpose, starts_at, ends_at, granted_by, created_at, needs_second) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(b.id)
         .bind(user)
@@ -257,6 +284,7 @@ impl Mamori {
         .bind(ends.timestamp_millis())
         .bind(p.user_id)
         .bind(now.timestamp_millis())
+        .bind(i64::from(g.second_approver))
         .fetch_one(&mut *tx)
         .await?;
         let ev = Event::new(now, p.actor(), "vault.grant")
@@ -266,10 +294,43 @@ impl Mamori {
             .detail("business", &b.code)
             .detail("user", user)
             .detail("ops", ops.join(","))
-            .detail("until", ends.to_rfc3339());
+            .detail("until", ends.to_rfc3339())
+            .detail("second_approver", g.second_approver);
         self.ledger.append_tx(&mut tx, &ev).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// A second standing holder approves a grant that needs one: neither its issuer nor its
+    /// grantee (nobody approves their own request).
+    pub async fn approve_grant(&self, p: &Principal, id: i64) -> Result<()> {
+        self.require(p, Action::VaultUse).await?;
+        self.require_recent_auth(p)?;
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        let row: Option<(i64, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT business_id, user_id, granted_by, needs_second, approved_by FROM vault_grants WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (bid, grantee, granter, needs, approved) = row.ok_or(CoreError::NotFound("grant"))?;
+        if needs == 0 || approved.is_some() {
+            return Err(CoreError::Conflict("this grant needs no (further) approval".into()));
+        }
+        if !self.is_holder(&mut tx, bid, p.user_id).await? {
+            return Err(CoreError::Forbidden { rule: Some("only-standing-holders-grant".into()) });
+        }
+        if p.user_id == granter || p.user_id == grantee {
+            return Err(CoreError::Forbidden { rule: Some("second-approver-is-another-holder".into()) });
+        }
+        sqlx::query("UPDATE vault_grants SET approved_by = $1 WHERE id = $2").bind(p.user_id).bind(id).execute(&mut *tx).await?;
+        let (client,): (String,) =
+            sqlx::query_as("SELECT c.code FROM businesses b JOIN clients c ON c.id = b.client_id WHERE b.id = $1").bind(bid).fetch_one(&mut *tx).await?;
+        let ev = Event::new(now, p.actor(), "vault.grant_approve").object("grant", id).client(&client);
+        self.ledger.append_tx(&mut tx, &ev).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Revokes a grant at once (by a standing holder of its business).
@@ -307,7 +368,8 @@ impl Mamori {
         };
         let holder = self.is_holder(conn, b.id, p.user_id).await?;
         let grants: Vec<(String,)> = sqlx::query_as(
-            "SELECT ops FROM vault_grants WHERE business_id = $1 AND user_id = $2 AND revoked_at IS NULL AND starts_at <= $3 AND ends_at > $4",
+            "SELECT ops FROM vault_grants WHERE business_id = $1 AND user_id = $2 AND revoked_at IS NULL AND starts_at <= $3 AND ends_at > $4 \
+             AND (needs_second = 0 OR approved_by IS NOT NULL)",
         )
         .bind(b.id)
         .bind(p.user_id)
@@ -316,9 +378,23 @@ impl Mamori {
         .fetch_all(&mut *conn)
         .await?;
         let granted = grants.iter().any(|(ops,)| ops.split(',').any(|o| o == op.as_str()));
+        let terminal = match (&p.terminal, b.zone) {
+            (Some(h), Some(zone)) => {
+                let t: Option<(i64,)> =
+                    sqlx::query_as("SELECT id FROM terminals WHERE key_hash = $1 AND business_id = $2 AND zone_id = $3 AND revoked_at IS NULL")
+                        .bind(h)
+                        .bind(b.id)
+                        .bind(zone)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                t.is_some()
+            }
+            _ => false,
+        };
         let facts = [
             ("linked", person.is_some()),
             ("present", present),
+            ("terminal", terminal),
             ("holder", holder),
             ("granted", granted),
             ("my_number_field", my_number_field),
@@ -343,25 +419,47 @@ impl Mamori {
         CoreError::Forbidden { rule: Some(rule) }
     }
 
+    /// The current data key of a business, created (and kept in the key store, never in the
+    /// database) on first use.
     async fn data_key(&self, conn: &mut AnyConnection, b: &Business) -> Result<(i64, zeroize::Zeroizing<[u8; 32]>)> {
-        let row: Option<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT id, wrapped FROM vault_keys WHERE business_id = $1 AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1")
+        let row: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT id, kid FROM vault_keys WHERE business_id = $1 AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1")
                 .bind(b.id)
                 .fetch_optional(&mut *conn)
                 .await?;
-        if let Some((id, wrapped)) = row {
-            return Ok((id, self.vault.kek.unwrap(&wrapped, &crypto::key_aad(b.id, id))?));
+        if let Some((id, Some(kid))) = row {
+            return Ok((id, self.vault.dek(b.id, id, &kid)?));
         }
+        self.new_data_key(conn, b).await
+    }
+
+    async fn new_data_key(&self, conn: &mut AnyConnection, b: &Business) -> Result<(i64, zeroize::Zeroizing<[u8; 32]>)> {
         let dek = crypto::new_dek();
-        let (id,): (i64,) = sqlx::query_as("INSERT INTO vault_keys (business_id, wrapped, created_at) VALUES ($1, $2, $3) RETURNING id")
+        let kid = crypto::new_kid();
+        let (id,): (i64,) = sqlx::query_as("INSERT INTO vault_keys (business_id, wrapped, kid, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
             .bind(b.id)
             .bind(Vec::<u8>::new())
+            .bind(&kid)
             .bind(self.clock.now().timestamp_millis())
             .fetch_one(&mut *conn)
             .await?;
-        let wrapped = self.vault.kek.wrap(&dek, &crypto::key_aad(b.id, id))?;
-        sqlx::query("UPDATE vault_keys SET wrapped = $1 WHERE id = $2").bind(wrapped).bind(id).execute(&mut *conn).await?;
+        // Stored before the transaction commits: a rollback leaves an unused key file under a
+        // random name, never a row without its key.
+        self.vault.kek.store(&kid, &self.vault.kek.wrap(&dek, &crypto::key_aad(b.id, id))?)?;
         Ok((id, dek))
+    }
+
+    /// The data key of key row `key_id`, unless it was destroyed.
+    async fn key_by_id(&self, conn: &mut AnyConnection, b: &Business, key_id: i64) -> Result<zeroize::Zeroizing<[u8; 32]>> {
+        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT kid FROM vault_keys WHERE id = $1 AND business_id = $2 AND destroyed_at IS NULL")
+            .bind(key_id)
+            .bind(b.id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match row {
+            Some((Some(kid),)) => self.vault.dek(b.id, key_id, &kid),
+            _ => Err(CoreError::NotFound("data key (destroyed)")),
+        }
     }
 
     /// Keys in a record (op `input`): every field above normal is sealed; the event names the
@@ -371,6 +469,9 @@ impl Mamori {
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         let b = self.business(&mut tx, business).await?;
+        if b.double_entry {
+            return Err(CoreError::invalid("business", "this business requires double entry: key the form with its form number (DATA-10)"));
+        }
         let fields = self.fields_of(&mut tx, b.id).await?;
         if fields.is_empty() {
             return Err(CoreError::invalid("business", "this business has no record schema yet"));
@@ -558,12 +659,7 @@ impl Mamori {
             match sealed {
                 None => String::new(),
                 Some((sealed,)) => {
-                    let wrapped: Option<(Vec<u8>,)> = sqlx::query_as("SELECT wrapped FROM vault_keys WHERE id = $1 AND destroyed_at IS NULL")
-                        .bind(key_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let (wrapped,) = wrapped.ok_or(CoreError::NotFound("data key (destroyed)"))?;
-                    let dek = self.vault.kek.unwrap(&wrapped, &crypto::key_aad(b.id, key_id))?;
+                    let dek = self.key_by_id(&mut tx, &b, key_id).await?;
                     let plain = crypto::open(&dek, &sealed, &crypto::field_aad(b.id, uid, field))?;
                     String::from_utf8(plain).map_err(|_| CoreError::Internal("value is not text".into()))?
                 }
@@ -586,6 +682,8 @@ impl Mamori {
 /// A deletion certificate (データ削除証明書): a signed note by the centre's key.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeletionCertificate {
+    /// Its number; `GET /api/v1/deletion-certificates/{id}/pdf` is the PDF.
+    pub id: i64,
     pub certificate: String,
     pub records: i64,
     pub keys_destroyed: Vec<i64>,
@@ -608,7 +706,7 @@ impl Mamori {
         let mut tx = self.db.begin().await?;
         let b = self.business(&mut tx, business).await?;
         // Write first (SQLite takes its write lock before any read).
-        let keys: Vec<(i64,)> = sqlx::query_as("SELECT id FROM vault_keys WHERE business_id = $1 AND destroyed_at IS NULL ORDER BY id")
+        let keys: Vec<(i64, Option<String>)> = sqlx::query_as("SELECT id, kid FROM vault_keys WHERE business_id = $1 AND destroyed_at IS NULL ORDER BY id")
             .bind(b.id)
             .fetch_all(&mut *tx)
             .await?;
@@ -621,7 +719,16 @@ impl Mamori {
         let (records,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM vault_records WHERE business_id = $1").bind(b.id).fetch_one(&mut *tx).await?;
         sqlx::query("DELETE FROM vault_values WHERE record_id IN (SELECT id FROM vault_records WHERE business_id = $1)").bind(b.id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM vault_records WHERE business_id = $1").bind(b.id).execute(&mut *tx).await?;
-        let key_ids: Vec<i64> = keys.into_iter().map(|(k,)| k).collect();
+        sqlx::query("DELETE FROM vault_entries WHERE business_id = $1").bind(b.id).execute(&mut *tx).await?;
+        // The keys leave the key store before the transaction commits: should that fail, the
+        // data is unreadable all the same, and the deletion can be run again.
+        for (_, kid) in &keys {
+            if let Some(kid) = kid {
+                self.vault.forget(kid);
+                self.vault.kek.destroy(kid)?;
+            }
+        }
+        let key_ids: Vec<i64> = keys.into_iter().map(|(k, _)| k).collect();
         let ids = key_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let ev = Event::new(now, p.actor(), "data.delete_all")
             .object("business", &b.code)
@@ -631,7 +738,6 @@ impl Mamori {
             .detail("reason", reason);
         let (utc, jst) = mamori_ledger::event::timestamps(now);
         let idx = self.ledger.append_tx(&mut tx, &ev).await?;
-        tx.commit().await?;
         let body = format!(
             "mamori データ削除証明書 / data deletion certificate\n\
              centre: {}\nclient: {}\nbusiness: {}\nrecords: {records}\ndata keys destroyed: {}\nmethod: crypto-shredding (data keys destroyed), ciphertext removed\n\
@@ -642,7 +748,30 @@ impl Mamori {
             if ids.is_empty() { "-".to_owned() } else { ids },
             self.settings.centre_name,
         );
-        Ok(DeletionCertificate { certificate: self.ledger.sign_note(&body), records, keys_destroyed: key_ids, ledger_index: idx })
+        let certificate = self.ledger.sign_note(&body);
+        let (cert_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO deletion_certificates (client_id, business, note, ledger_index, created_at) SELECT client_id, $1, $2, $3, $4 FROM businesses WHERE id = $5 RETURNING id",
+        )
+        .bind(&b.code)
+        .bind(&certificate)
+        .bind(i64::try_from(idx).unwrap_or(i64::MAX))
+        .bind(now.timestamp_millis())
+        .bind(b.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(DeletionCertificate { id: cert_id, certificate, records, keys_destroyed: key_ids, ledger_index: idx })
+    }
+}
+
+impl Mamori {
+    /// A deletion certificate as the signed note (for the client's own check) and as a PDF.
+    pub async fn deletion_certificate(&self, p: &Principal, id: i64) -> Result<(String, Vec<u8>)> {
+        self.require(p, Action::VaultSchema).await?;
+        let row: Option<(String,)> = sqlx::query_as("SELECT note FROM deletion_certificates WHERE id = $1").bind(id).fetch_optional(&self.db.pool).await?;
+        let (note,) = row.ok_or(CoreError::NotFound("deletion certificate"))?;
+        let pdf = crate::pdf::certificate_pdf(&note);
+        Ok((note, pdf))
     }
 }
 
@@ -680,16 +809,17 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        /// No combination of link, presence, holding, grants and My Number lets an operation
-        /// through unless the person is linked, inside the zone, holds or was granted it, and a
-        /// My Number field sits in a My Number business (DATA-1 to DATA-7, MYNUM-1).
+        /// No combination of link, presence, terminal, holding, grants and My Number lets an
+        /// operation through unless the person is linked, inside the zone, on a terminal
+        /// registered there, holds or was granted it, and a My Number field sits in a My Number
+        /// business (DATA-1 to DATA-7, MYNUM-1).
         #[test]
-        fn nothing_opens_that_the_policy_does_not_allow(b in proptest::collection::vec(any::<bool>(), 6), op in 0usize..9) {
+        fn nothing_opens_that_the_policy_does_not_allow(b in proptest::collection::vec(any::<bool>(), 7), op in 0usize..9) {
             let st = VaultState::new(Arc::new(crypto::FileKek::load_or_create(&std::env::temp_dir().join(format!("kek-{}", std::process::id()))).unwrap())).unwrap();
-            let names = ["linked", "present", "holder", "granted", "my_number_field", "my_number_business"];
+            let names = ["linked", "present", "holder", "granted", "my_number_field", "my_number_business", "terminal"];
             let facts: Vec<(&'static str, bool)> = names.iter().copied().zip(b.iter().copied()).collect();
             let (allowed, rule) = st.policy.evaluate(Op::ALL[op].as_str(), 1, 1, &facts).unwrap();
-            let should = b[0] && b[1] && (b[2] || b[3]) && (!b[4] || b[5]);
+            let should = b[0] && b[1] && b[6] && (b[2] || b[3]) && (!b[4] || b[5]);
             prop_assert_eq!(allowed, should, "rule {}", rule);
         }
     }
@@ -723,6 +853,9 @@ pub struct GrantRow {
     pub granted_by: String,
     pub revoked_at: Option<i64>,
     pub active: bool,
+    /// Waiting for a second standing holder's approval.
+    pub awaiting_approval: bool,
+    pub approved_by: Option<String>,
 }
 
 /// The access-holder list of a business (アクセス権限者リスト) and its grant history.
@@ -748,9 +881,11 @@ impl Mamori {
         .bind(b.id)
         .fetch_all(&mut *conn)
         .await?;
-        let grants: Vec<(i64, String, String, String, String, i64, i64, String, Option<i64>)> = sqlx::query_as(
-            "SELECT g.id, u.login, u.display_name, g.ops, g.purpose, g.starts_at, g.ends_at, a.login, g.revoked_at FROM vault_grants g \
-             JOIN users u ON u.id = g.user_id JOIN users a ON a.id = g.granted_by WHERE g.business_id = $1 ORDER BY g.id DESC LIMIT 500",
+        #[allow(clippy::type_complexity)]
+        let grants: Vec<(i64, String, String, String, String, i64, i64, String, Option<i64>, i64, Option<String>)> = sqlx::query_as(
+            "SELECT g.id, u.login, u.display_name, g.ops, g.purpose, g.starts_at, g.ends_at, a.login, g.revoked_at, g.needs_second, s.login FROM vault_grants g \
+             JOIN users u ON u.id = g.user_id JOIN users a ON a.id = g.granted_by LEFT JOIN users s ON s.id = g.approved_by \
+             WHERE g.business_id = $1 ORDER BY g.id DESC LIMIT 500",
         )
         .bind(b.id)
         .fetch_all(&mut *conn)
@@ -761,7 +896,7 @@ impl Mamori {
             holders: holders.into_iter().map(|(login, name, approved_by, approved_at)| HolderRow { login, name, approved_by, approved_at }).collect(),
             grants: grants
                 .into_iter()
-                .map(|(id, login, name, ops, purpose, starts_at, ends_at, granted_by, revoked_at)| GrantRow {
+                .map(|(id, login, name, ops, purpose, starts_at, ends_at, granted_by, revoked_at, needs, approved_by)| GrantRow {
                     id,
                     login,
                     name,
@@ -770,7 +905,9 @@ impl Mamori {
                     starts_at,
                     ends_at,
                     granted_by,
-                    active: revoked_at.is_none() && starts_at <= now && now < ends_at,
+                    active: revoked_at.is_none() && starts_at <= now && now < ends_at && (needs == 0 || approved_by.is_some()),
+                    awaiting_approval: revoked_at.is_none() && now < ends_at && needs != 0 && approved_by.is_none(),
+                    approved_by,
                     revoked_at,
                 })
                 .collect(),

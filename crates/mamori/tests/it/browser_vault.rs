@@ -11,7 +11,7 @@ use crate::vault::secure_room;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reveal_and_grant() {
     let app = spawn_app(Backend::Sqlite).await.unwrap();
-    let (ciso, agent, holder, _colleague) = secure_room(&app).await;
+    let (ciso, agent, _holder, _colleague) = secure_room(&app).await;
     let r = app.post_as(&ciso, "/api/v1/vault/CARD-APP/fields", &json!([
         {"name": "app_no", "label": "申込番号", "sensitivity": "normal"},
         {"name": "name", "label": "氏名", "sensitivity": "personal"},
@@ -28,6 +28,10 @@ async fn reveal_and_grant() {
     b.fill("#password", ADMIN_PASSWORD).await;
     b.click("#login-submit").await;
     assert!(b.wait_for_in("#who", "holder").await);
+    // Outside a registered terminal nothing opens; the device key is installed on this browser.
+    b.goto(&app.url("/vault/CARD-APP")).await;
+    assert!(b.wait_for_in("#records-error", "登録された端末").await);
+    enrol(&b, &app).await;
     b.click("#nav-vault").await;
     b.click("#vault-CARD-APP").await;
     // Key in a record through the form.
@@ -68,4 +72,84 @@ async fn reveal_and_grant() {
     b.goto(&app.url("/vault/CARD-APP")).await;
     assert!(b.wait_for_in("#records-error", "高セキュリティエリア").await);
     assert!(!b.source().await.contains("A-0001"));
+}
+
+/// Installs the tests' terminal device key in the browser (DATA-7), a wrong key refused first.
+async fn enrol(b: &Browser, app: &mamori_testkit::TestApp) {
+    b.goto(&app.url("/terminals")).await;
+    assert!(b.wait_for_in("#this-terminal", "登録端末ではありません").await);
+    b.fill("#enrol-key", "mt_wrong").await;
+    b.click("#enrol-submit").await;
+    assert!(b.wait_for_in("#page-error", "有効な登録端末のものではありません").await);
+    b.fill("#enrol-key", &app.terminal().unwrap()).await;
+    b.click("#enrol-submit").await;
+    assert!(b.wait_for_in("#this-terminal", "T-HS-1").await);
+}
+
+async fn login(b: &Browser, app: &mamori_testkit::TestApp, who: &str) {
+    b.goto(&app.url("/login")).await;
+    b.fill("#login", who).await;
+    b.fill("#password", ADMIN_PASSWORD).await;
+    b.click("#login-submit").await;
+    assert!(b.wait_for_in("#who", who).await);
+}
+
+/// Double entry in the console (DATA-10): two operators key the same form, neither sees the
+/// other's entry, the mismatch goes to a third person who decides it on its own page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_entry_in_console() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let (ciso, op1, _op2, _checker) = crate::vault::three_in_the_room(&app).await;
+    let r = app.http.put(app.url("/api/v1/vault/CARD-APP/double-entry")).bearer_auth(&ciso).json(&json!({"on": true})).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = app.post_as(&op1, "/api/v1/vault/CARD-APP/grants", &json!({"login": "checker", "ops": ["view", "change"], "purpose": "不一致の判定", "hours": 2})).await;
+    assert!(r.status().is_success());
+    let Some(b) = Browser::start().await else { return };
+
+    let key_in = |phone: &'static str| {
+        let b = &b;
+        async move {
+            b.click("#nav-vault").await;
+            b.click("#vault-CARD-APP").await;
+            b.fill("#form_no", "F-1").await;
+            b.fill("#f-app_no", "F-1").await;
+            b.fill("#f-name", "顧客 一郎").await;
+            b.fill("#f-phone", phone).await;
+            b.click("#record-submit").await;
+        }
+    };
+    login(&b, &app, "holder").await;
+    enrol(&b, &app).await;
+    key_in("090-1111-2222").await;
+    assert!(b.wait_for_in("#page-notice", "別の担当者の入力を待っています").await);
+    b.click("#logout").await;
+
+    login(&b, &app, "colleague").await;
+    b.click("#nav-vault").await;
+    b.click("#vault-CARD-APP").await;
+    assert!(!b.source().await.contains("090-1111-2222"), "the first entry is not shown to the second operator");
+    key_in("090-1111-2223").await;
+    assert!(b.wait_for_in("#page-notice", "第三者の判定に回しました").await);
+    assert!(b.wait_for_in("#mismatch-table", "phone").await);
+    // The second operator cannot open the decision page.
+    b.click("#resolve-F-1").await;
+    assert!(b.wait_for_in("#page-error", "入力した二人以外").await);
+    assert!(!b.source().await.contains("090-1111-2222"));
+    b.goto(&app.url("/vault/CARD-APP")).await;
+    b.click("#logout").await;
+
+    login(&b, &app, "checker").await;
+    b.click("#nav-vault").await;
+    b.click("#vault-CARD-APP").await;
+    b.click("#resolve-F-1").await;
+    assert!(b.wait_for_in("#entry-table", "090-1111-2222").await);
+    assert!(b.text("#entry-table").await.contains("090-1111-2223"));
+    b.fill("#f-phone", "090-1111-2222").await;
+    b.click("#resolve-submit").await;
+    assert!(b.wait_for_in("#page-notice", "判定を反映").await);
+    assert!(b.wait_for_in("#records-table", "F-1").await);
+    let acts = app.actions().await;
+    for a in ["data.entry_first", "data.entry_mismatch", "data.entry_review", "data.entry_resolve"] {
+        assert!(acts.contains(&a.to_owned()), "{a}");
+    }
 }

@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 
 both_backends! {
     vault_first_part => vault_first_part;
+    vault_double_entry_and_second_approver => double_entry_and_second_approver;
+    vault_handover_export => handover_export;
 }
 
 async fn ok(r: reqwest::Response) -> Value {
@@ -51,6 +53,9 @@ pub async fn secure_room(app: &TestApp) -> (String, String, String, String) {
         assert!(r.status().is_success());
         tokens.push(t);
     }
+    // The tests act from a terminal registered to the business and its room (DATA-7).
+    let key = ok(app.post_as(&ciso, "/api/v1/terminals", &json!({"code": "T-HS-1", "name": "HS 端末1", "business": "CARD-APP"})).await).await;
+    app.set_terminal(key["device_key"].as_str().map(str::to_owned));
     (ciso, agent, tokens[0].clone(), tokens[1].clone())
 }
 
@@ -99,9 +104,28 @@ async fn vault_first_part(app: TestApp) {
     assert_eq!(s, 422);
     let v = ok(app.post_as(&holder, &format!("/api/v1/vault/CARD-APP/records/{uid}/reveal"), &json!({"field": "card", "purpose": "申込内容の照合"})).await).await;
     assert_eq!(v["value"], "4111 1111 1111 1234");
+    // Only on a registered terminal (DATA-7): none, a wrong key, or a revoked terminal opens nothing.
+    let key = app.terminal().unwrap();
+    let card = || {
+        let (app, uid, holder) = (&app, uid.clone(), holder.clone());
+        async move { status(app.post_as(&holder, &format!("/api/v1/vault/CARD-APP/records/{uid}/reveal"), &json!({"field": "card", "purpose": "照合"})).await).await }
+    };
+    for k in [None, Some("mt_forged".to_owned())] {
+        app.set_terminal(k);
+        let (s, body) = card().await;
+        assert_eq!((s, body["rule"].as_str()), (403, Some("unregistered-terminal")));
+    }
+    app.set_terminal(Some(key.clone()));
+    assert_eq!(card().await.0, 200);
+    let other = ok(app.post_as(&ciso, "/api/v1/terminals", &json!({"code": "T-HS-2", "name": "HS 端末2", "business": "CARD-APP"})).await).await;
+    assert_eq!(status(app.post_as(&holder, "/api/v1/terminals", &json!({"code": "T-X", "name": "x", "business": "CARD-APP"})).await).await.0, 403);
+    assert_eq!(app.post_as(&ciso, "/api/v1/terminals/T-HS-2/revoke", &json!({})).await.status(), 204);
+    app.set_terminal(other["device_key"].as_str().map(str::to_owned));
+    assert_eq!(card().await.1["rule"], "unregistered-terminal", "revoked");
+    app.set_terminal(Some(key));
     let log = ok(app.get("/api/v1/ledger/events?client=CARDCO&limit=100").await).await;
     let text = log.to_string();
-    assert!(text.contains("data.reveal") && text.contains("申込内容の照合") && text.contains("outside-secure-zone"));
+    assert!(text.contains("data.reveal") && text.contains("申込内容の照合") && text.contains("outside-secure-zone") && text.contains("unregistered-terminal"));
     assert!(!text.contains("4111 1111") && !text.contains("090-1234"), "no values in the ledger");
 
     // Batch import in Shift_JIS: a bad row rejects the file with its line number, nothing is
@@ -109,13 +133,13 @@ async fn vault_first_part(app: TestApp) {
     let before = ok(app.get_as(&holder, "/api/v1/vault/CARD-APP/records").await).await.as_array().unwrap().len();
     let bad = "申込番号,氏名,カード番号\nA-0002,顧客 二郎,4111111111112222\nA-0003,顧客 三郎,12ab\n";
     let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(bad);
-    let r = app.http.post(app.url("/api/v1/vault/CARD-APP/records/import")).bearer_auth(&holder).header("content-type", "text/csv").body(sjis.into_owned()).send().await.unwrap();
+    let r = app.with_terminal(app.http.post(app.url("/api/v1/vault/CARD-APP/records/import"))).bearer_auth(&holder).header("content-type", "text/csv").body(sjis.into_owned()).send().await.unwrap();
     let (s, body) = status(r).await;
     assert_eq!((s, body["line"].as_u64()), (422, Some(3)), "{body}");
     assert_eq!(ok(app.get_as(&holder, "/api/v1/vault/CARD-APP/records").await).await.as_array().unwrap().len(), before);
     let good = bad.replace("12ab", "4111111111113333");
     let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(&good);
-    let r = app.http.post(app.url("/api/v1/vault/CARD-APP/records/import")).bearer_auth(&holder).header("content-type", "text/csv").body(sjis.into_owned()).send().await.unwrap();
+    let r = app.with_terminal(app.http.post(app.url("/api/v1/vault/CARD-APP/records/import"))).bearer_auth(&holder).header("content-type", "text/csv").body(sjis.into_owned()).send().await.unwrap();
     assert_eq!(ok(r).await["imported"], 2);
     let list = ok(app.get_as(&holder, "/api/v1/vault/CARD-APP/records").await).await;
     assert!(list.to_string().contains("**** **** **** 3333") && list.to_string().contains("顧＊＊＊＊"));
@@ -207,4 +231,206 @@ async fn certificate_check_cli() {
     std::fs::write(&file, cert["certificate"].as_str().unwrap().replace("client: C1", "client: C2")).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mamori")).args(["certificate", "check"]).arg(&file).args(["--key", &key]).output().unwrap();
     assert!(!out.status.success());
+
+    // The same certificate as a PDF in Japanese: it checks, and a page altered to name another
+    // client does not.
+    let r = app.get(&format!("/api/v1/deletion-certificates/{}/pdf", cert["id"])).await;
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    let pdf = r.bytes().await.unwrap().to_vec();
+    assert!(pdf.starts_with(b"%PDF-1.4"));
+    let file = dir.path().join("certificate.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mamori")).args(["certificate", "check"]).arg(&file).args(["--key", &key]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("データ削除証明書"));
+    let hex = |s: &str| s.chars().map(|c| format!("{:04X}", c as u32)).collect::<String>();
+    let altered = String::from_utf8_lossy(&pdf).replace(&hex("client: C1"), &hex("client: C2"));
+    assert_ne!(altered.as_bytes(), &pdf[..]);
+    let pos = pdf.windows(4).position(|w| w == b"1 0 ").unwrap();
+    let mut forged = pdf[..pos].to_vec();
+    forged.extend_from_slice(&altered.as_bytes()[altered.find("1 0 obj").unwrap()..]);
+    std::fs::write(&file, &forged).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mamori")).args(["certificate", "check"]).arg(&file).args(["--key", &key]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A third operator "checker" (person E2) with a card for HS, badged in. Returns its token.
+async fn checker(app: &TestApp, ciso: &str, agent: &str) -> String {
+    ok(app.post("/api/v1/people", &json!({"employee_no": "E2", "name": "checker", "kind": "employee", "position": "主任"})).await).await;
+    ok(app.post("/api/v1/credentials", &json!({"employee_no": "E2", "kind": "felica", "number": "0102030405060702"})).await).await;
+    ok(app.post_as(ciso, "/api/v1/zone-approvals", &json!({"employee_no": "E2", "zone": "HS"})).await).await;
+    let t = app.user_with("checker", &[Role::Operator]).await;
+    let me = app.get_as(&t, "/api/v1/me").await.json::<Value>().await.unwrap();
+    let r = app.http.put(app.url(&format!("/api/v1/users/{}/person", me["user_id"]))).bearer_auth(&app.admin_token).json(&json!({"employee_no": "E2"})).send().await.unwrap();
+    assert!(r.status().is_success());
+    assert!(ok(app.post_as(agent, "/api/v1/doors/decide", &json!({"reader": "IN", "card": "felica:0102030405060702"})).await).await["allowed"].as_bool().unwrap());
+    t
+}
+
+/// Holder and colleague both standing holders, all three operators inside HS, a schema.
+pub async fn three_in_the_room(app: &TestApp) -> (String, String, String, String) {
+    let (ciso, agent, holder, colleague) = secure_room(app).await;
+    ok(app.post_as(&ciso, "/api/v1/vault/CARD-APP/fields", &json!([
+        {"name": "app_no", "label": "申込番号", "sensitivity": "normal"},
+        {"name": "name", "label": "氏名", "sensitivity": "personal"},
+        {"name": "phone", "label": "電話番号", "sensitivity": "personal"},
+        {"name": "card", "label": "カード番号", "sensitivity": "card_number"}
+    ])).await).await;
+    for l in ["holder", "colleague"] {
+        assert_eq!(app.post_as(&ciso, "/api/v1/vault/CARD-APP/holders", &json!({"login": l})).await.status(), 201);
+    }
+    for card in ["0102030405060700", "0102030405060701"] {
+        assert!(ok(app.post_as(&agent, "/api/v1/doors/decide", &json!({"reader": "IN", "card": format!("felica:{card}")})).await).await["allowed"].as_bool().unwrap());
+    }
+    let checker = checker(app, &ciso, &agent).await;
+    (ciso, holder, colleague, checker)
+}
+
+/// DATA-10 double entry: two different operators, field-by-field comparison, mismatches to a
+/// third person who alone sees both entries; DATA-2 grants that need a second approver.
+async fn double_entry_and_second_approver(app: TestApp) {
+    let (ciso, op1, op2, checker) = three_in_the_room(&app).await;
+    let form = |no: &str, phone: &str| json!({"form_no": no, "values": {"app_no": no, "name": "顧客 一郎", "phone": phone, "card": "4111 1111 1111 1234"}});
+    // Not on yet: entries are refused; once on, direct keying is refused (DATA-10).
+    assert_eq!(app.post_as(&op1, "/api/v1/vault/CARD-APP/entries", &form("F-1", "090-1111-2222")).await.status(), 422);
+    assert_eq!(app.http.put(app.url("/api/v1/vault/CARD-APP/double-entry")).bearer_auth(&op1).json(&json!({"on": true})).send().await.unwrap().status(), 403);
+    let r = app.http.put(app.url("/api/v1/vault/CARD-APP/double-entry")).bearer_auth(&ciso).json(&json!({"on": true})).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let (s, _) = status(app.post_as(&op1, "/api/v1/vault/CARD-APP/records", &json!({"values": {"app_no": "X"}})).await).await;
+    assert_eq!(s, 422);
+
+    // Matching entries by two operators become one record.
+    assert_eq!(ok(app.post_as(&op1, "/api/v1/vault/CARD-APP/entries", &form("F-1", "090-1111-2222")).await).await["state"], "waiting");
+    let (s, body) = status(app.post_as(&op1, "/api/v1/vault/CARD-APP/entries", &form("F-1", "090-1111-2222")).await).await;
+    assert_eq!((s, body["rule"].as_str()), (403, Some("second-entry-by-another-operator")), "the same operator twice");
+    let done = ok(app.post_as(&op2, "/api/v1/vault/CARD-APP/entries", &form("F-1", " 090-1111-2222 ")).await).await;
+    assert_eq!(done["state"], "accepted", "{done}");
+    let uid1 = done["uid"].as_str().unwrap().to_owned();
+    assert_eq!(status(app.post_as(&op1, "/api/v1/vault/CARD-APP/entries", &form("F-1", "x")).await).await.0, 409, "a third entry");
+
+    // Disagreeing entries go to a third person; the operators never see each other's entry.
+    ok(app.post_as(&op1, "/api/v1/vault/CARD-APP/entries", &form("F-2", "090-3333-4444")).await).await;
+    let m = ok(app.post_as(&op2, "/api/v1/vault/CARD-APP/entries", &form("F-2", "090-3333-4445")).await).await;
+    assert_eq!(m, json!({"state": "mismatch", "fields": ["phone"]}));
+    let list = ok(app.get_as(&op1, "/api/v1/vault/CARD-APP/entries/mismatches").await).await;
+    assert_eq!(list[0]["fields"], json!(["phone"]));
+    assert!(!list.to_string().contains("090-3333"), "the list names fields, never values");
+    let id = list[0]["id"].as_i64().unwrap();
+    for t in [&op1, &op2] {
+        let (s, body) = status(app.get_as(t, &format!("/api/v1/vault/CARD-APP/entries/{id}")).await).await;
+        assert_eq!((s, body["rule"].as_str()), (403, Some("third-person-resolves")));
+    }
+    // The checker has no right yet; a grant needing a second approver does not open it either.
+    assert_eq!(status(app.get_as(&checker, &format!("/api/v1/vault/CARD-APP/entries/{id}")).await).await.0, 403);
+    let g = ok(app.post_as(&op1, "/api/v1/vault/CARD-APP/grants", &json!({"login": "checker", "ops": ["view", "change"], "purpose": "二重入力の不一致判定", "hours": 2, "second_approver": true})).await).await;
+    let gid = g["id"].as_i64().unwrap();
+    assert_eq!(status(app.get_as(&checker, &format!("/api/v1/vault/CARD-APP/entries/{id}")).await).await.0, 403, "awaiting approval");
+    let access = ok(app.get_as(&op1, "/api/v1/vault/CARD-APP/access").await).await;
+    assert_eq!(access["grants"][0]["awaiting_approval"], true);
+    let (s, body) = status(app.post_as(&op1, &format!("/api/v1/vault/grants/{gid}/approve"), &json!({})).await).await;
+    assert_eq!((s, body["rule"].as_str()), (403, Some("second-approver-is-another-holder")), "nobody approves their own request");
+    assert_eq!(status(app.post_as(&checker, &format!("/api/v1/vault/grants/{gid}/approve"), &json!({})).await).await.0, 403);
+    assert_eq!(app.post_as(&op2, &format!("/api/v1/vault/grants/{gid}/approve"), &json!({})).await.status(), 204);
+    let d = ok(app.get_as(&checker, &format!("/api/v1/vault/CARD-APP/entries/{id}")).await).await;
+    assert_eq!(d["fields"][0]["first"], "090-3333-4444");
+    assert_eq!(d["fields"][0]["second"], "090-3333-4445");
+    // Only the disagreeing fields are decided.
+    let (s, _) = status(app.post_as(&checker, &format!("/api/v1/vault/CARD-APP/entries/{id}/resolve"), &json!({"values": {"name": "x"}})).await).await;
+    assert_eq!(s, 422);
+    let uid2 = ok(app.post_as(&checker, &format!("/api/v1/vault/CARD-APP/entries/{id}/resolve"), &json!({"values": {"phone": "090-3333-4444"}})).await).await["uid"].as_str().unwrap().to_owned();
+    let v = ok(app.post_as(&checker, &format!("/api/v1/vault/CARD-APP/records/{uid2}/reveal"), &json!({"field": "phone", "purpose": "判定結果の確認"})).await).await;
+    assert_eq!(v["value"], "090-3333-4444");
+    let v = ok(app.post_as(&checker, &format!("/api/v1/vault/CARD-APP/records/{uid1}/reveal"), &json!({"field": "phone", "purpose": "確認"})).await).await;
+    assert_eq!(v["value"], "090-1111-2222");
+    assert_eq!(ok(app.get_as(&op1, "/api/v1/vault/CARD-APP/entries/mismatches").await).await, json!([]));
+    // Every step is in the client's log, without values.
+    let log = ok(app.get("/api/v1/ledger/events?client=CARDCO&limit=500").await).await.to_string();
+    for a in ["data.entry_first", "data.entry_match", "data.entry_mismatch", "data.entry_review", "data.entry_resolve", "vault.grant_approve", "third-person-resolves"] {
+        assert!(log.contains(a), "{a}");
+    }
+    assert!(!log.contains("090-3333") && !log.contains("4111 1111"), "no values in the ledger");
+}
+
+/// LIFE-1, LIFE-2: an export for the client opens only with the client's own age identity,
+/// and it and a medium received by hand are lines of the media handover register.
+async fn handover_export(app: TestApp) {
+    use std::io::Read;
+    let (ciso, op1, _op2, checker) = three_in_the_room(&app).await;
+    ok(app.post_as(&op1, "/api/v1/vault/CARD-APP/records", &json!({"values": {"app_no": "A-1", "name": "顧客, 一郎", "phone": "090-5555-6666", "card": "4111111111119999"}})).await).await;
+    let export = |t: String| {
+        let app = &app;
+        async move { app.post_as(&t, "/api/v1/vault/CARD-APP/export", &json!({"counterpart": "カード会社A 佐藤様", "medium": "暗号化ファイル"})).await }
+    };
+    // No recipient key yet; a malformed key is refused.
+    assert_eq!(status(export(op1.clone()).await).await.0, 422);
+    let put = |body: Value| app.http.put(app.url("/api/v1/clients/CARDCO/recipient")).bearer_auth(&ciso).json(&body).send();
+    assert_eq!(put(json!({"recipient": "age1notakey"})).await.unwrap().status(), 422);
+    let identity = age::x25519::Identity::generate();
+    assert_eq!(put(json!({"recipient": identity.to_public().to_string()})).await.unwrap().status(), 204);
+    // Export is an operation of its own: the checker (no grant) is refused, and it is recorded.
+    let (s, body) = status(export(checker.clone()).await).await;
+    assert_eq!((s, body["rule"].as_str()), (403, Some("default-deny")));
+    let r = export(op1.clone()).await;
+    assert_eq!(r.status(), 200);
+    let sha = r.headers()["x-mamori-sha256"].to_str().unwrap().to_owned();
+    let bytes = r.bytes().await.unwrap().to_vec();
+    assert_eq!(sha, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
+    assert!(!String::from_utf8_lossy(&bytes).contains("090-5555"), "encrypted");
+    // Only the client's identity opens it; another identity does not.
+    let other = age::x25519::Identity::generate();
+    assert!(age::Decryptor::new(&bytes[..]).unwrap().decrypt(std::iter::once(&other as &dyn age::Identity)).is_err());
+    let mut plain = String::new();
+    age::Decryptor::new(&bytes[..]).unwrap().decrypt(std::iter::once(&identity as &dyn age::Identity)).unwrap().read_to_string(&mut plain).unwrap();
+    assert!(plain.starts_with('\u{feff}'), "UTF-8 with BOM for Excel");
+    assert!(plain.contains("申込番号,氏名,電話番号,カード番号") && plain.contains("\"顧客, 一郎\",090-5555-6666,4111111111119999"), "{plain}");
+    // The register holds the export with its checksum; a paper box received is entered and signed for.
+    let reg = ok(app.get_as(&ciso, "/api/v1/media-handovers").await).await;
+    assert_eq!(reg[0]["sha256"], sha.as_str());
+    assert_eq!(reg[0]["direction"], "out");
+    assert_eq!(status(app.get_as(&op1, "/api/v1/media-handovers").await).await.0, 403);
+    let bad = json!({"client": "CARDCO", "direction": "sideways", "medium": "紙", "description": "申込書 120枚", "counterpart": "佐藤"});
+    assert_eq!(status(app.post_as(&ciso, "/api/v1/media-handovers", &bad).await).await.0, 422);
+    let good = json!({"client": "CARDCO", "business": "CARD-APP", "direction": "in", "medium": "紙（申込書）", "description": "申込書 120枚（箱1）", "counterpart": "カード会社A 佐藤様"});
+    let id = ok(app.post_as(&ciso, "/api/v1/media-handovers", &good).await).await["id"].as_i64().unwrap();
+    assert_eq!(app.post_as(&ciso, &format!("/api/v1/media-handovers/{id}/sign"), &json!({"signed_by": "受付 田中"})).await.status(), 204);
+    assert_eq!(status(app.post_as(&ciso, &format!("/api/v1/media-handovers/{id}/sign"), &json!({"signed_by": "別人"})).await).await.0, 409);
+    let log = ok(app.get("/api/v1/ledger/events?client=CARDCO&limit=500").await).await.to_string();
+    for a in ["data.export", "media.handover", "media.signed", "client.recipient", &sha] {
+        assert!(log.contains(a), "{a}");
+    }
+}
+
+/// LIFE-3: a backup taken before a deletion cannot decrypt the deleted data: the data keys were
+/// never in the database, and the key store no longer has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_before_deletion_cannot_decrypt() {
+    let app = mamori_testkit::spawn_app(mamori_testkit::Backend::Sqlite).await.unwrap();
+    let (ciso, op1, _op2, _checker) = three_in_the_room(&app).await;
+    let uid = ok(app.post_as(&op1, "/api/v1/vault/CARD-APP/records", &json!({"values": {"app_no": "A-1", "phone": "090-7777-8888"}})).await).await["uid"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let report = app.app.backup(dir.path(), 3).await.unwrap();
+    ok(app.post_as(&ciso, "/api/v1/vault/CARD-APP/delete", &json!({"reason": "契約終了"})).await).await;
+    // Open the backup as an auditor would.
+    let identity = mamori_core::backup::backup_identity(&app.data_dir().join("backup.key")).unwrap();
+    let db = dir.path().join("restored.sqlite");
+    mamori_core::backup::decrypt_file(&dir.path().join(&report.file), &db, &identity).unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let (kid, bid, key_id): (String, i64, i64) = sqlx::query_as("SELECT kid, business_id, id FROM vault_keys").fetch_one(&pool).await.unwrap();
+    let (sealed,): (Vec<u8>,) = sqlx::query_as("SELECT v.sealed FROM vault_values v JOIN vault_records r ON r.id = v.record_id WHERE r.uid = ?1").bind(&uid).fetch_one(&pool).await.unwrap();
+    let (wrapped,): (Vec<u8>,) = sqlx::query_as("SELECT wrapped FROM vault_keys").fetch_one(&pool).await.unwrap();
+    assert!(wrapped.is_empty(), "no data key in the database, wrapped or not");
+    // The key store no longer holds the key, and no key that remains opens the value.
+    let kek = &app.app.vault.kek;
+    assert!(kek.load(&kid).unwrap().is_none(), "destroyed");
+    let aad = mamori_core::vault::crypto::field_aad(bid, &uid, "phone");
+    let store = app.data_dir().join("vault.kek.d");
+    for e in std::fs::read_dir(&store).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        if let Ok(Some(w)) = kek.load(&name) {
+            if let Ok(k) = kek.unwrap(&w, &mamori_core::vault::crypto::key_aad(bid, key_id)) {
+                assert!(mamori_core::vault::crypto::open(&k, &sealed, &aad).is_err());
+            }
+        }
+    }
 }
