@@ -295,3 +295,6 @@ terminal-issued = Device key issued (shown only once). Install it on the termina
 terminal-new = Register a terminal
 terminal-register = Register
 rule-unregistered-terminal = This is not a terminal registered to the business's area.
+vault-search = Search
+vault-search-hint = Exact match (recorded)
+vault-search-clear = Clear search

@@ -295,3 +295,6 @@ terminal-issued = デバイス鍵を発行しました（一度だけ表示さ�
 terminal-new = 端末を登録する
 terminal-register = 登録
 rule-unregistered-terminal = この端末は業務のエリアに登録された端末ではありません。
+vault-search = 検索
+vault-search-hint = 完全一致で検索（記録されます）
+vault-search-clear = 検索を解除

@@ -28,7 +28,7 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::GET, "/api/v1/vault/{business}/access", "The access-holder list (アクセス権限者リスト) and grant history", Some(A::VaultUse), get!(access_list)),
         r(M::POST, "/api/v1/vault/grants/{id}/approve", "A second standing holder approves a grant", Some(A::VaultUse), post!(approve_grant)),
         r(M::POST, "/api/v1/vault/grants/{id}/revoke", "Revoke a grant at once", Some(A::VaultUse), post!(revoke_grant)),
-        r(M::GET, "/api/v1/vault/{business}/records", "Records, masked (a recorded access)", Some(A::VaultUse), get!(list_records)),
+        r(M::GET, "/api/v1/vault/{business}/records", "Records, masked (a recorded access); ?field=&eq= searches a searchable field by its blind index", Some(A::VaultUse), get!(list_records)),
         r(M::POST, "/api/v1/vault/{business}/records", "Key in a record (fields above normal are encrypted)", Some(A::VaultUse), post!(create_record)),
         r(M::POST, "/api/v1/vault/{business}/records/import", "Batch import of records (CSV, UTF-8 or Shift_JIS)", Some(A::VaultUse), post!(import_records)),
         r(M::POST, "/api/v1/vault/{business}/records/{uid}/reveal", "Reveal one field, with a purpose (a recorded access)", Some(A::VaultUse), post!(reveal)),
@@ -41,6 +41,8 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::GET, "/api/v1/terminals", "Terminals registered to a business and its zone (DATA-7)", Some(A::VaultUse), get!(list_terminals)),
         r(M::POST, "/api/v1/terminals", "Register a terminal; its device key is returned once", Some(A::VaultSchema), post!(register_terminal)),
         r(M::POST, "/api/v1/terminals/{code}/revoke", "Revoke a terminal", Some(A::VaultSchema), post!(revoke_terminal)),
+        r(M::POST, "/api/v1/vault/kek/rotate", "Rotate the key-encryption key (re-wraps every data key, no downtime)", Some(A::VaultSchema), post!(rotate_kek)),
+        r(M::POST, "/api/v1/vault/{business}/keys/rotate", "Start a new data key for a business's new records", Some(A::VaultSchema), post!(rotate_dek)),
         r(M::PUT, "/api/v1/vault/{business}/double-entry", "Require double entry for a business (DATA-10)", Some(A::VaultSchema), put!(set_double_entry)),
         r(M::POST, "/api/v1/vault/{business}/entries", "One operator's entry of a form (double entry, DATA-10)", Some(A::VaultUse), post!(submit_entry)),
         r(M::GET, "/api/v1/vault/{business}/entries/mismatches", "Forms whose two entries disagree (field names only)", Some(A::VaultUse), get!(list_mismatches)),
@@ -90,8 +92,23 @@ async fn revoke_grant(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal,
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_records(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(b): Path<String>) -> WebResult<Json<Value>> {
-    Ok(Json(json!(st.app.list_records(&p, &b).await?)))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordQuery {
+    /// Equality search on a searchable field: `?field=phone&eq=09012345678`.
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    eq: Option<String>,
+}
+
+async fn list_records(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(b): Path<String>, q: crate::api::Q<RecordQuery>) -> WebResult<Json<Value>> {
+    let q = crate::api::query(q)?;
+    Ok(Json(json!(match (q.field, q.eq) {
+        (Some(f), Some(v)) => st.app.search_records(&p, &b, &f, &v).await?,
+        (None, None) => st.app.list_records(&p, &b).await?,
+        _ => return Err(mamori_core::CoreError::invalid("eq", "field and eq go together").into()),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -231,4 +248,12 @@ async fn register_terminal(State(st): State<AppState>, ApiPrincipal(p): ApiPrinc
 async fn revoke_terminal(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(code): Path<String>) -> WebResult<StatusCode> {
     st.app.revoke_terminal(&p, &code).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rotate_kek(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal) -> WebResult<Json<Value>> {
+    Ok(Json(json!({"rewrapped": st.app.rotate_kek(&p).await?})))
+}
+
+async fn rotate_dek(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(b): Path<String>) -> WebResult<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(json!({"key": st.app.rotate_data_key(&p, &b).await?}))))
 }

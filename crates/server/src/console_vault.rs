@@ -87,9 +87,20 @@ struct BusinessPage<'a> {
     notice: Option<String>,
     double_entry: bool,
     mismatches: Vec<Mismatch>,
+    /// The equality search shown (field, value).
+    search: Option<(String, String)>,
 }
 
 impl BusinessPage<'_> {
+    fn searchable(&self) -> Vec<&FieldRow> {
+        self.fields.iter().filter(|f| f.searchable).collect()
+    }
+    fn search_value(&self) -> &str {
+        self.search.as_ref().map_or("", |(_, v)| v.as_str())
+    }
+    fn search_field(&self) -> &str {
+        self.search.as_ref().map_or("", |(f, _)| f.as_str())
+    }
     fn cell<'r>(&self, r: &'r RecordRow, f: &str) -> &'r str {
         r.fields.get(f).map_or("", String::as_str)
     }
@@ -102,17 +113,29 @@ impl BusinessPage<'_> {
 }
 
 async fn business_render(st: &AppState, s: &ConsoleSession, business: &str, error: Option<String>, status: StatusCode) -> Response {
-    business_render_with(st, s, business, error, None, status).await
+    business_render_with(st, s, business, error, None, None, status).await
 }
 
-async fn business_render_with(st: &AppState, s: &ConsoleSession, business: &str, error: Option<String>, notice: Option<String>, status: StatusCode) -> Response {
+async fn business_render_with(
+    st: &AppState,
+    s: &ConsoleSession,
+    business: &str,
+    error: Option<String>,
+    notice: Option<String>,
+    search: Option<(String, String)>,
+    status: StatusCode,
+) -> Response {
     let p = &s.state.principal;
     let c = chrome(st, s, "vault");
     let fields = match st.app.list_fields(p, business).await {
         Ok(f) => f,
         Err(e) => return crate::error::WebError::from(e).into_response(),
     };
-    let (records, records_error) = match st.app.list_records(p, business).await {
+    let listed = match &search {
+        Some((f, v)) => st.app.search_records(p, business, f, v).await,
+        None => st.app.list_records(p, business).await,
+    };
+    let (records, records_error) = match listed {
         Ok(r) => (r, None),
         Err(e) => (Vec::new(), Some(message(&c, &e))),
     };
@@ -128,6 +151,7 @@ async fn business_render_with(st: &AppState, s: &ConsoleSession, business: &str,
         notice,
         double_entry: st.app.double_entry(p, business).await.unwrap_or(false),
         mismatches: st.app.list_mismatches(p, business).await.unwrap_or_default(),
+        search,
     };
     render(&page, status)
 }
@@ -139,7 +163,11 @@ async fn business_page(State(st): State<AppState>, s: ConsoleSession, Path(busin
         "waiting" | "accepted" | "mismatch" | "resolved" => Some(chrome(&st, &s, "vault").t(&format!("entry-{e}"))),
         _ => None,
     });
-    business_render_with(&st, &s, &business, None, notice, StatusCode::OK).await
+    let search = match (q.get("field"), q.get("eq")) {
+        (Some(f), Some(v)) if !v.trim().is_empty() => Some((f.clone(), v.clone())),
+        _ => None,
+    };
+    business_render_with(&st, &s, &business, None, notice, search, StatusCode::OK).await
 }
 
 fn values_of(form: &HashMap<String, String>) -> BTreeMap<String, String> {

@@ -3,6 +3,11 @@
 -- and the media handover register (LIFE-1, LIFE-2), grants that need a second approver,
 -- deletion certificates (LIFE-7) and terminals registered to a zone and a business (DATA-7).
 ALTER TABLE vault_keys ADD COLUMN kid TEXT;
+-- 'data' keys seal values; the 'index' key of a business makes keyed blind indexes.
+ALTER TABLE vault_keys ADD COLUMN purpose TEXT NOT NULL DEFAULT 'data';
+ALTER TABLE vault_fields ADD COLUMN searchable INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE vault_values ADD COLUMN blind TEXT;
+CREATE INDEX vault_values_blind ON vault_values (field, blind);
 ALTER TABLE clients ADD COLUMN age_recipient TEXT;
 ALTER TABLE businesses ADD COLUMN double_entry INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE vault_grants ADD COLUMN needs_second INTEGER NOT NULL DEFAULT 0;

@@ -245,6 +245,30 @@ pub fn open(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         .map_err(|_| CoreError::Internal("sealed value does not verify (tampered, or the key is wrong)".into()))
 }
 
+/// Normalises a value for equality search: full-width ASCII to half-width, letters lowercased,
+/// and only letters and digits kept (so `090-1234-5678`, `０９０ １２３４ ５６７８` and
+/// `09012345678` are the same).
+pub fn normalise_for_search(v: &str) -> String {
+    v.chars()
+        .map(|c| match u32::from(c) {
+            u @ 0xFF01..=0xFF5E => char::from_u32(u - 0xFEE0).unwrap_or(c),
+            _ => c,
+        })
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// A keyed blind index (HMAC-SHA256 under the business's index key) of a field's value.
+pub fn blind_index(key: &[u8; 32], field: &str, value: &str) -> Result<String> {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key).map_err(|_| CoreError::Internal("index key".into()))?;
+    mac.update(field.as_bytes());
+    mac.update(&[0]);
+    mac.update(normalise_for_search(value).as_bytes());
+    Ok(hex::encode(mac.finalize().into_bytes()))
+}
+
 /// The AAD of one field value.
 pub fn field_aad(business: i64, record_uid: &str, field: &str) -> Vec<u8> {
     format!("mamori-vault/v1|{business}|{record_uid}|{field}").into_bytes()
@@ -280,6 +304,17 @@ mod tests {
         again.destroy(&kid).unwrap();
         assert!(again.load(&kid).unwrap().is_none());
         assert!(again.load("../vault.kek").is_err(), "names are checked");
+    }
+
+    #[test]
+    fn blind_indexes_are_keyed_and_normalised() {
+        let k = new_dek();
+        let a = blind_index(&k, "phone", "090-1234-5678").unwrap();
+        assert_eq!(a, blind_index(&k, "phone", "０９０ １２３４ ５６７８").unwrap());
+        assert_eq!(a, blind_index(&k, "phone", "09012345678").unwrap());
+        assert_ne!(a, blind_index(&k, "phone", "09012345679").unwrap());
+        assert_ne!(a, blind_index(&k, "fax", "09012345678").unwrap(), "per field");
+        assert_ne!(a, blind_index(&new_dek(), "phone", "09012345678").unwrap(), "per key");
     }
 
     #[test]

@@ -347,7 +347,7 @@ mod tests {
     use super::*;
 
     fn f(name: &str) -> FieldRow {
-        FieldRow { name: name.into(), label: name.into(), sensitivity: Sensitivity::Personal }
+        FieldRow { name: name.into(), label: name.into(), sensitivity: Sensitivity::Personal, searchable: false }
     }
 
     #[test]

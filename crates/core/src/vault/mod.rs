@@ -68,6 +68,9 @@ pub struct NewField {
     pub name: Code,
     pub label: Text,
     pub sensitivity: Sensitivity,
+    /// Equality search on an encrypted field through a keyed blind index (a phone number, say).
+    #[serde(default)]
+    pub searchable: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -75,6 +78,7 @@ pub struct FieldRow {
     pub name: String,
     pub label: String,
     pub sensitivity: Sensitivity,
+    pub searchable: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,12 +153,12 @@ impl Mamori {
     }
 
     async fn fields_of(&self, conn: &mut AnyConnection, business: i64) -> Result<Vec<FieldRow>> {
-        let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT name, label, sensitivity FROM vault_fields WHERE business_id = $1 ORDER BY position")
+        let rows: Vec<(String, String, String, i64)> =
+            sqlx::query_as("SELECT name, label, sensitivity, searchable FROM vault_fields WHERE business_id = $1 ORDER BY position")
                 .bind(business)
                 .fetch_all(&mut *conn)
                 .await?;
-        rows.into_iter().map(|(name, label, s)| Ok(FieldRow { name, label, sensitivity: s.parse()? })).collect()
+        rows.into_iter().map(|(name, label, s, q)| Ok(FieldRow { name, label, sensitivity: s.parse()?, searchable: q != 0 })).collect()
     }
 
     /// Links an account to the person it belongs to (presence comes from that person's door events).
@@ -187,12 +191,13 @@ impl Mamori {
             if f.sensitivity == Sensitivity::MyNumber && !b.my_number {
                 return Err(CoreError::invalid("sensitivity", "a My Number field needs a business marked for My Number (MYNUM-1)"));
             }
-            sqlx::query("INSERT INTO vault_fields (business_id, name, label, sensitivity, position) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query("INSERT INTO vault_fields (business_id, name, label, sensitivity, position, searchable) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(b.id)
                 .bind(f.name.as_str())
                 .bind(f.label.as_str())
                 .bind(f.sensitivity.as_str())
                 .bind(pos)
+                .bind(i64::from(f.searchable))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| CoreError::from_db_unique(e, "field"))?;
@@ -423,7 +428,7 @@ impl Mamori {
     /// database) on first use.
     async fn data_key(&self, conn: &mut AnyConnection, b: &Business) -> Result<(i64, zeroize::Zeroizing<[u8; 32]>)> {
         let row: Option<(i64, Option<String>)> =
-            sqlx::query_as("SELECT id, kid FROM vault_keys WHERE business_id = $1 AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1")
+            sqlx::query_as("SELECT id, kid FROM vault_keys WHERE business_id = $1 AND purpose = 'data' AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1")
                 .bind(b.id)
                 .fetch_optional(&mut *conn)
                 .await?;
@@ -434,13 +439,31 @@ impl Mamori {
     }
 
     async fn new_data_key(&self, conn: &mut AnyConnection, b: &Business) -> Result<(i64, zeroize::Zeroizing<[u8; 32]>)> {
+        self.new_key(conn, b, "data").await
+    }
+
+    /// The business's blind-index key, created on first use (destroyed with its data keys).
+    async fn index_key(&self, conn: &mut AnyConnection, b: &Business) -> Result<zeroize::Zeroizing<[u8; 32]>> {
+        let row: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT id, kid FROM vault_keys WHERE business_id = $1 AND purpose = 'index' AND destroyed_at IS NULL ORDER BY id LIMIT 1")
+                .bind(b.id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if let Some((id, Some(kid))) = row {
+            return self.vault.dek(b.id, id, &kid);
+        }
+        Ok(self.new_key(conn, b, "index").await?.1)
+    }
+
+    async fn new_key(&self, conn: &mut AnyConnection, b: &Business, purpose: &str) -> Result<(i64, zeroize::Zeroizing<[u8; 32]>)> {
         let dek = crypto::new_dek();
         let kid = crypto::new_kid();
-        let (id,): (i64,) = sqlx::query_as("INSERT INTO vault_keys (business_id, wrapped, kid, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+        let (id,): (i64,) = sqlx::query_as("INSERT INTO vault_keys (business_id, wrapped, kid, created_at, purpose) VALUES ($1, $2, $3, $4, $5) RETURNING id")
             .bind(b.id)
             .bind(Vec::<u8>::new())
             .bind(&kid)
             .bind(self.clock.now().timestamp_millis())
+            .bind(purpose)
             .fetch_one(&mut *conn)
             .await?;
         // Stored before the transaction commits: a rollback leaves an unused key file under a
@@ -519,14 +542,20 @@ impl Mamori {
         .bind(now.timestamp_millis())
         .fetch_one(&mut *conn)
         .await?;
+        let index_key = if fields.iter().any(|f| f.searchable) { Some(self.index_key(conn, b).await?) } else { None };
         for f in fields.iter().filter(|f| f.sensitivity != Sensitivity::Normal) {
             let Some(v) = values.get(&f.name) else { continue };
             let sealed = crypto::seal(dek, v.as_bytes(), &crypto::field_aad(b.id, &uid, &f.name))?;
-            sqlx::query("INSERT INTO vault_values (record_id, field, sealed, hint) VALUES ($1, $2, $3, $4)")
+            let blind = match (&index_key, f.searchable) {
+                (Some(k), true) => Some(crypto::blind_index(k, &f.name, v)?),
+                _ => None,
+            };
+            sqlx::query("INSERT INTO vault_values (record_id, field, sealed, hint, blind) VALUES ($1, $2, $3, $4, $5)")
                 .bind(rid)
                 .bind(&f.name)
                 .bind(sealed)
                 .bind(mask(f.sensitivity, v))
+                .bind(blind)
                 .execute(&mut *conn)
                 .await?;
         }
@@ -586,6 +615,19 @@ impl Mamori {
 
     /// Records of a business, masked (op `view`); the listing is itself a recorded access.
     pub async fn list_records(&self, p: &Principal, business: &str) -> Result<Vec<RecordRow>> {
+        self.records_where(p, business, None).await
+    }
+
+    /// Records whose searchable field equals a value (op `view`), found by its keyed blind
+    /// index without decrypting anything; masked, and recorded without the value searched for.
+    pub async fn search_records(&self, p: &Principal, business: &str, field: &str, value: &str) -> Result<Vec<RecordRow>> {
+        if crypto::normalise_for_search(value).is_empty() {
+            return Err(CoreError::invalid("eq", "a value to search for"));
+        }
+        self.records_where(p, business, Some((field, value))).await
+    }
+
+    async fn records_where(&self, p: &Principal, business: &str, search: Option<(&str, &str)>) -> Result<Vec<RecordRow>> {
         self.require(p, Action::VaultUse).await?;
         let now = self.clock.now();
         let mut tx = self.db.pool.acquire().await?;
@@ -595,26 +637,67 @@ impl Mamori {
             drop(tx);
             return Err(self.denied(p, &b, Op::View, rule, None).await);
         }
-        let recs: Vec<(i64, String, String, i64)> =
-            sqlx::query_as("SELECT id, uid, normal, created_at FROM vault_records WHERE business_id = $1 ORDER BY id DESC LIMIT 500")
+        let recs: Vec<(i64, String, String, i64)> = match search {
+            None => {
+                sqlx::query_as("SELECT id, uid, normal, created_at FROM vault_records WHERE business_id = $1 ORDER BY id DESC LIMIT 500")
+                    .bind(b.id)
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+            Some((field, value)) => {
+                let fields = self.fields_of(&mut tx, b.id).await?;
+                if !fields.iter().any(|f| f.name == field && f.searchable) {
+                    return Err(CoreError::invalid("field", "not a searchable field of this business"));
+                }
+                // No index key yet means no record has a searchable value yet.
+                let key: Option<(i64, Option<String>)> = sqlx::query_as(
+                    "SELECT id, kid FROM vault_keys WHERE business_id = $1 AND purpose = 'index' AND destroyed_at IS NULL ORDER BY id LIMIT 1",
+                )
                 .bind(b.id)
-                .fetch_all(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
+                match key {
+                    Some((id, Some(kid))) => {
+                        let k = self.vault.dek(b.id, id, &kid)?;
+                        sqlx::query_as(
+                            "SELECT r.id, r.uid, r.normal, r.created_at FROM vault_records r JOIN vault_values v ON v.record_id = r.id \
+                             WHERE r.business_id = $1 AND v.field = $2 AND v.blind = $3 ORDER BY r.id DESC LIMIT 500",
+                        )
+                        .bind(b.id)
+                        .bind(field)
+                        .bind(crypto::blind_index(&k, field, value)?)
+                        .fetch_all(&mut *tx)
+                        .await?
+                    }
+                    _ => Vec::new(),
+                }
+            }
+        };
         let hints: Vec<(i64, String, String)> = sqlx::query_as(
             "SELECT v.record_id, v.field, v.hint FROM vault_values v JOIN vault_records r ON r.id = v.record_id WHERE r.business_id = $1",
         )
         .bind(b.id)
         .fetch_all(&mut *tx)
         .await?;
+        let mut by_record: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
+        for (r, f, h) in hints {
+            by_record.entry(r).or_default().push((f, h));
+        }
         let mut out = Vec::with_capacity(recs.len());
         for (id, uid, normal, created_at) in recs {
             let mut fields: BTreeMap<String, String> = serde_json::from_str(&normal).unwrap_or_default();
-            for (_, f, h) in hints.iter().filter(|(r, _, _)| *r == id) {
-                fields.insert(f.clone(), h.clone());
-            }
+            fields.extend(by_record.remove(&id).unwrap_or_default());
             out.push(RecordRow { uid, fields, created_at });
         }
-        let ev = Event::new(now, p.actor(), "data.list").client(&b.client).rule(&rule).detail("business", &b.code).detail("records", out.len()).addr(p.addr.clone());
+        let mut ev = Event::new(now, p.actor(), if search.is_some() { "data.search" } else { "data.list" })
+            .client(&b.client)
+            .rule(&rule)
+            .detail("business", &b.code)
+            .detail("records", out.len())
+            .addr(p.addr.clone());
+        if let Some((field, _)) = search {
+            ev = ev.detail("field", field);
+        }
         drop(tx);
         self.ledger.append(ev).await?;
         Ok(out)
@@ -765,6 +848,31 @@ impl Mamori {
 }
 
 impl Mamori {
+    /// Rotates the key-encryption key: every data key in the key store is re-wrapped under a new
+    /// KEK while the server runs (reads go on from the data-key cache). Returns how many.
+    pub async fn rotate_kek(&self, p: &Principal) -> Result<usize> {
+        self.require(p, Action::VaultSchema).await?;
+        self.require_recent_auth(p)?;
+        let kek = self.vault.kek.clone();
+        let n = tokio::task::spawn_blocking(move || kek.rotate()).await.map_err(|e| CoreError::Internal(e.to_string()))??;
+        let ev = Event::new(self.clock.now(), p.actor(), "vault.kek_rotate").detail("keys", n);
+        self.ledger.append(ev).await?;
+        Ok(n)
+    }
+
+    /// Starts a new data key for a business: new records are sealed under it, older ones stay
+    /// readable under theirs (and all are destroyed together at deletion).
+    pub async fn rotate_data_key(&self, p: &Principal, business: &str) -> Result<i64> {
+        self.require(p, Action::VaultSchema).await?;
+        let mut tx = self.db.begin().await?;
+        let b = self.business(&mut tx, business).await?;
+        let (id, _) = self.new_data_key(&mut tx, &b).await?;
+        let ev = Event::new(self.clock.now(), p.actor(), "vault.dek_rotate").object("business", &b.code).client(&b.client).detail("key", id);
+        self.ledger.append_tx(&mut tx, &ev).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
     /// A deletion certificate as the signed note (for the client's own check) and as a PDF.
     pub async fn deletion_certificate(&self, p: &Principal, id: i64) -> Result<(String, Vec<u8>)> {
         self.require(p, Action::VaultSchema).await?;

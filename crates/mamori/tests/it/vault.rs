@@ -274,7 +274,7 @@ pub async fn three_in_the_room(app: &TestApp) -> (String, String, String, String
     ok(app.post_as(&ciso, "/api/v1/vault/CARD-APP/fields", &json!([
         {"name": "app_no", "label": "申込番号", "sensitivity": "normal"},
         {"name": "name", "label": "氏名", "sensitivity": "personal"},
-        {"name": "phone", "label": "電話番号", "sensitivity": "personal"},
+        {"name": "phone", "label": "電話番号", "sensitivity": "personal", "searchable": true},
         {"name": "card", "label": "カード番号", "sensitivity": "card_number"}
     ])).await).await;
     for l in ["holder", "colleague"] {
@@ -344,12 +344,20 @@ async fn double_entry_and_second_approver(app: TestApp) {
     let v = ok(app.post_as(&checker, &format!("/api/v1/vault/CARD-APP/records/{uid1}/reveal"), &json!({"field": "phone", "purpose": "確認"})).await).await;
     assert_eq!(v["value"], "090-1111-2222");
     assert_eq!(ok(app.get_as(&op1, "/api/v1/vault/CARD-APP/entries/mismatches").await).await, json!([]));
+    // Equality search on the encrypted phone field by its keyed blind index, however it is written.
+    let found = ok(app.get_as(&checker, "/api/v1/vault/CARD-APP/records?field=phone&eq=%EF%BC%90%EF%BC%99%EF%BC%90%2033334444").await).await;
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["uid"], uid2.as_str());
+    assert_eq!(ok(app.get_as(&checker, "/api/v1/vault/CARD-APP/records?field=phone&eq=09033334445").await).await, json!([]));
+    assert_eq!(status(app.get_as(&checker, "/api/v1/vault/CARD-APP/records?field=name&eq=x").await).await.0, 422, "not searchable");
+    let blinds: Vec<(Option<String>,)> = sqlx::query_as("SELECT blind FROM vault_values WHERE field = 'phone'").fetch_all(&app.app.db.pool).await.unwrap();
+    assert!(blinds.iter().all(|(b,)| b.as_ref().is_some_and(|b| b.len() == 64 && !b.contains("0903333"))));
     // Every step is in the client's log, without values.
     let log = ok(app.get("/api/v1/ledger/events?client=CARDCO&limit=500").await).await.to_string();
-    for a in ["data.entry_first", "data.entry_match", "data.entry_mismatch", "data.entry_review", "data.entry_resolve", "vault.grant_approve", "third-person-resolves"] {
+    for a in ["data.entry_first", "data.entry_match", "data.entry_mismatch", "data.entry_review", "data.entry_resolve", "vault.grant_approve", "third-person-resolves", "data.search"] {
         assert!(log.contains(a), "{a}");
     }
-    assert!(!log.contains("090-3333") && !log.contains("4111 1111"), "no values in the ledger");
+    assert!(!log.contains("090-3333") && !log.contains("33334444") && !log.contains("4111 1111"), "no values in the ledger");
 }
 
 /// LIFE-1, LIFE-2: an export for the client opens only with the client's own age identity,
@@ -358,6 +366,23 @@ async fn handover_export(app: TestApp) {
     use std::io::Read;
     let (ciso, op1, _op2, checker) = three_in_the_room(&app).await;
     ok(app.post_as(&op1, "/api/v1/vault/CARD-APP/records", &json!({"values": {"app_no": "A-1", "name": "顧客, 一郎", "phone": "090-5555-6666", "card": "4111111111119999"}})).await).await;
+    // Key rotation without downtime (DATA-4): a new data key for new records, then a new KEK
+    // re-wrapping every data key; all records stay readable, by this server and a fresh one.
+    assert_eq!(status(app.post_as(&op1, "/api/v1/vault/CARD-APP/keys/rotate", &json!({})).await).await.0, 403);
+    ok(app.post_as(&ciso, "/api/v1/vault/CARD-APP/keys/rotate", &json!({})).await).await;
+    ok(app.post_as(&op1, "/api/v1/vault/CARD-APP/records", &json!({"values": {"app_no": "A-2", "phone": "090-0000-0002"}})).await).await;
+    let kek_before = std::fs::read(app.data_dir().join("vault.kek")).unwrap();
+    // Two data keys and the blind-index key.
+    assert_eq!(ok(app.post_as(&ciso, "/api/v1/vault/kek/rotate", &json!({})).await).await["rewrapped"], 3);
+    assert_ne!(std::fs::read(app.data_dir().join("vault.kek")).unwrap(), kek_before);
+    let fresh = mamori_core::vault::crypto::FileKek::load_or_create(&app.data_dir().join("vault.kek")).unwrap();
+    let keys: Vec<(i64, i64, String)> = sqlx::query_as("SELECT id, business_id, kid FROM vault_keys ORDER BY id").fetch_all(&app.app.db.pool).await.unwrap();
+    assert_eq!(keys.len(), 3);
+    use mamori_core::vault::crypto::KeyProvider;
+    for (id, bid, kid) in &keys {
+        let w = fresh.load(kid).unwrap().unwrap();
+        assert!(fresh.unwrap(&w, &mamori_core::vault::crypto::key_aad(*bid, *id)).is_ok());
+    }
     let export = |t: String| {
         let app = &app;
         async move { app.post_as(&t, "/api/v1/vault/CARD-APP/export", &json!({"counterpart": "カード会社A 佐藤様", "medium": "暗号化ファイル"})).await }
@@ -384,6 +409,7 @@ async fn handover_export(app: TestApp) {
     age::Decryptor::new(&bytes[..]).unwrap().decrypt(std::iter::once(&identity as &dyn age::Identity)).unwrap().read_to_string(&mut plain).unwrap();
     assert!(plain.starts_with('\u{feff}'), "UTF-8 with BOM for Excel");
     assert!(plain.contains("申込番号,氏名,電話番号,カード番号") && plain.contains("\"顧客, 一郎\",090-5555-6666,4111111111119999"), "{plain}");
+    assert!(plain.contains(",A-2,,090-0000-0002,"), "the record under the newer data key: {plain}");
     // The register holds the export with its checksum; a paper box received is entered and signed for.
     let reg = ok(app.get_as(&ciso, "/api/v1/media-handovers").await).await;
     assert_eq!(reg[0]["sha256"], sha.as_str());
@@ -396,7 +422,7 @@ async fn handover_export(app: TestApp) {
     assert_eq!(app.post_as(&ciso, &format!("/api/v1/media-handovers/{id}/sign"), &json!({"signed_by": "受付 田中"})).await.status(), 204);
     assert_eq!(status(app.post_as(&ciso, &format!("/api/v1/media-handovers/{id}/sign"), &json!({"signed_by": "別人"})).await).await.0, 409);
     let log = ok(app.get("/api/v1/ledger/events?client=CARDCO&limit=500").await).await.to_string();
-    for a in ["data.export", "media.handover", "media.signed", "client.recipient", &sha] {
+    for a in ["data.export", "media.handover", "media.signed", "client.recipient", "vault.dek_rotate", &sha] {
         assert!(log.contains(a), "{a}");
     }
 }
