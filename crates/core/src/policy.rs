@@ -38,6 +38,7 @@ pub enum Action {
     VaultSchema,
     VaultHolders,
     VaultUse,
+    VaultCopies,
 }
 
 impl Action {
@@ -63,6 +64,7 @@ impl Action {
         Action::VaultSchema,
         Action::VaultHolders,
         Action::VaultUse,
+        Action::VaultCopies,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -87,6 +89,7 @@ impl Action {
             Action::VaultSchema => "vault.schema",
             Action::VaultHolders => "vault.holders",
             Action::VaultUse => "vault.use",
+            Action::VaultCopies => "vault.copies",
         }
     }
 }

@@ -43,6 +43,11 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::POST, "/api/v1/terminals/{code}/revoke", "Revoke a terminal", Some(A::VaultSchema), post!(revoke_terminal)),
         r(M::POST, "/api/v1/vault/kek/rotate", "Rotate the key-encryption key (re-wraps every data key, no downtime)", Some(A::VaultSchema), post!(rotate_kek)),
         r(M::POST, "/api/v1/vault/{business}/keys/rotate", "Start a new data key for a business's new records", Some(A::VaultSchema), post!(rotate_dek)),
+        r(M::POST, "/api/v1/vault/{business}/copies", "Request a copy, duplicate, download or print (DATA-5)", Some(A::VaultUse), post!(request_copy)),
+        r(M::GET, "/api/v1/vault/{business}/copies", "The copy register of a business", Some(A::VaultUse), get!(list_copies)),
+        r(M::POST, "/api/v1/vault/copies/{id}/approve", "The information manager's prior approval of a copy", Some(A::VaultCopies), post!(approve_copy)),
+        r(M::GET, "/api/v1/vault/copies/{id}/download", "Use an approved download once (CSV, watermarked; a recorded access)", Some(A::VaultUse), get!(download_copy)),
+        r(M::POST, "/api/v1/vault/copies/{id}/destroyed", "Record a copy's destruction (LIFE-4)", Some(A::VaultUse), post!(destroy_copy)),
         r(M::PUT, "/api/v1/vault/{business}/double-entry", "Require double entry for a business (DATA-10)", Some(A::VaultSchema), put!(set_double_entry)),
         r(M::POST, "/api/v1/vault/{business}/entries", "One operator's entry of a form (double entry, DATA-10)", Some(A::VaultUse), post!(submit_entry)),
         r(M::GET, "/api/v1/vault/{business}/entries/mismatches", "Forms whose two entries disagree (field names only)", Some(A::VaultUse), get!(list_mismatches)),
@@ -256,4 +261,33 @@ async fn rotate_kek(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal) -
 
 async fn rotate_dek(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(b): Path<String>) -> WebResult<(StatusCode, Json<Value>)> {
     Ok((StatusCode::CREATED, Json(json!({"key": st.app.rotate_data_key(&p, &b).await?}))))
+}
+
+async fn request_copy(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(b): Path<String>, ApiJson(c): ApiJson<mamori_core::vault::copies::NewCopy>) -> WebResult<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(json!({"id": st.app.request_copy(&p, &b, c).await?}))))
+}
+
+async fn list_copies(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(b): Path<String>) -> WebResult<Json<Value>> {
+    Ok(Json(json!(st.app.list_copies(&p, &b).await?)))
+}
+
+async fn approve_copy(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(id): Path<i64>) -> WebResult<StatusCode> {
+    st.app.approve_copy(&p, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn download_copy(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(id): Path<i64>) -> WebResult<axum::response::Response> {
+    let c = st.app.use_copy(&p, id, mamori_core::types::Op::Download).await?;
+    Ok(crate::console_vault::csv_download(id, c))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Destroyed {
+    method: String,
+}
+
+async fn destroy_copy(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(id): Path<i64>, ApiJson(d): ApiJson<Destroyed>) -> WebResult<StatusCode> {
+    st.app.destroy_copy(&p, id, &d.method).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

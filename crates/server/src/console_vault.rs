@@ -12,6 +12,7 @@ use axum::{Form, Router};
 use mamori_core::directory::BusinessRow;
 use mamori_core::types::{Op, Text};
 use mamori_core::vault::entry::{EntryOutcome, Mismatch, MismatchDetail};
+use mamori_core::vault::copies::{CopyContent, CopyRow, NewCopy};
 use mamori_core::vault::handover::{Export, HandoverRow, NewHandover};
 use mamori_core::vault::terminal::{NewTerminal, TerminalRow};
 use mamori_core::types::Code;
@@ -32,6 +33,10 @@ pub fn routes() -> Router<AppState> {
         .route("/vault/{business}/grants/{id}/approve", post(grant_approve))
         .route("/vault/{business}/entries", post(entry_submit))
         .route("/vault/{business}/export", post(export))
+        .route("/vault/{business}/copies", post(copy_request))
+        .route("/vault/{business}/copies/{id}/approve", post(copy_approve))
+        .route("/vault/{business}/copies/{id}/use", post(copy_use))
+        .route("/vault/{business}/copies/{id}/destroyed", post(copy_destroyed))
         .route("/handovers", get(handovers_page).post(handover_create))
         .route("/terminals", get(terminals_page).post(terminal_create))
         .route("/terminals/enrol", post(terminal_enrol))
@@ -89,6 +94,9 @@ struct BusinessPage<'a> {
     mismatches: Vec<Mismatch>,
     /// The equality search shown (field, value).
     search: Option<(String, String)>,
+    copies: Vec<CopyRow>,
+    can_approve_copies: bool,
+    copy_ops: [Op; 4],
 }
 
 impl BusinessPage<'_> {
@@ -152,6 +160,9 @@ async fn business_render_with(
         double_entry: st.app.double_entry(p, business).await.unwrap_or(false),
         mismatches: st.app.list_mismatches(p, business).await.unwrap_or_default(),
         search,
+        copies: st.app.list_copies(p, business).await.unwrap_or_default(),
+        can_approve_copies: st.app.require(p, mamori_core::policy::Action::VaultCopies).await.is_ok(),
+        copy_ops: [Op::Download, Op::Print, Op::Copy, Op::Duplicate],
     };
     render(&page, status)
 }
@@ -494,5 +505,76 @@ async fn terminal_revoke(State(st): State<AppState>, s: ConsoleSession, Path(cod
             let msg = message(&chrome(&st, &s, "vault"), &e);
             terminals_render(&st, &s, None, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
         }
+    }
+}
+
+/// A watermarked CSV download of an approved copy.
+pub(crate) fn csv_download(id: i64, c: CopyContent) -> Response {
+    use axum::http::header;
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"copy-{id}.csv\"")),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        mamori_core::vault::copies::copy_csv(&c),
+    )
+        .into_response()
+}
+
+async fn back_or_error(st: &AppState, s: &ConsoleSession, business: &str, r: Result<(), CoreError>) -> Response {
+    match r {
+        Ok(()) => Redirect::to(&format!("/vault/{}", urlencoding::encode(business))).into_response(),
+        Err(e) => {
+            let msg = message(&chrome(st, s, "vault"), &e);
+            business_render(st, s, business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+async fn copy_request(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    let r = match (field(&form, "op").parse::<Op>(), Text::parse("purpose", &field(&form, "purpose")), field(&form, "hours").trim().parse::<i64>()) {
+        (Ok(op), Ok(purpose), Ok(hours)) => st.app.request_copy(&p, &business, NewCopy { op, purpose, hours }).await.map(|_| ()),
+        (Err(e), _, _) | (_, Err(e), _) => Err(e),
+        (_, _, Err(_)) => Err(CoreError::invalid("hours", "a number of hours")),
+    };
+    back_or_error(&st, &s, &business, r).await
+}
+
+async fn copy_approve(State(st): State<AppState>, s: ConsoleSession, Path((business, id)): Path<(String, i64)>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    let r = st.app.approve_copy(&p, id).await;
+    back_or_error(&st, &s, &business, r).await
+}
+
+async fn copy_destroyed(State(st): State<AppState>, s: ConsoleSession, Path((business, id)): Path<(String, i64)>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    let r = st.app.destroy_copy(&p, id, &field(&form, "method")).await;
+    back_or_error(&st, &s, &business, r).await
+}
+
+#[derive(Template)]
+#[template(path = "vault_print.html")]
+struct PrintPage<'a> {
+    c: Chrome<'a>,
+    business: String,
+    content: CopyContent,
+}
+
+impl PrintPage<'_> {
+    fn cell<'r>(&self, r: &'r BTreeMap<String, String>, f: &str) -> &'r str {
+        r.get(f).map_or("", String::as_str)
+    }
+}
+
+/// Uses an approved download (a CSV) or print (a print view, watermarked on every row).
+async fn copy_use(State(st): State<AppState>, s: ConsoleSession, Path((business, id)): Path<(String, i64)>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    let op = field(&form, "op").parse::<Op>().unwrap_or(Op::Download);
+    match st.app.use_copy(&p, id, op).await {
+        Ok(content) if op == Op::Print => render(&PrintPage { c: chrome(&st, &s, "vault"), business: business.clone(), content }, StatusCode::OK),
+        Ok(content) => csv_download(id, content),
+        Err(e) => back_or_error(&st, &s, &business, Err(e)).await,
     }
 }

@@ -61,3 +61,20 @@ CREATE TABLE terminals (
   created_at INTEGER NOT NULL,
   revoked_at INTEGER
 );
+-- Copies, duplicates, downloads and prints of customer data (DATA-5, LIFE-4): each needs the
+-- information manager's prior approval, has an expiry, and ends with a destruction record.
+CREATE TABLE vault_copies (
+  id INTEGER PRIMARY KEY,
+  business_id INTEGER NOT NULL REFERENCES businesses(id),
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  op TEXT NOT NULL CHECK (op IN ('copy','duplicate','download','print')),
+  purpose TEXT NOT NULL,
+  requested_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  approved_by INTEGER,
+  approved_at INTEGER,
+  used_at INTEGER,
+  destroyed_at INTEGER,
+  destroyed_by INTEGER,
+  destruction TEXT
+);

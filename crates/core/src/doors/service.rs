@@ -1247,6 +1247,10 @@ impl Mamori {
             if let Err(e) = self.check_visitor_cards().await {
                 tracing::error!(error = %e, "visitor card check failed");
             }
+            // Copies of customer data past their expiry are recorded as destroyed (LIFE-4).
+            if let Err(e) = self.expire_copies().await {
+                tracing::error!(error = %e, "copy expiry failed");
+            }
             tokio::select! {
                 _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
                 _ = stop.changed() => return,

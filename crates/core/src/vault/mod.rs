@@ -5,6 +5,7 @@
 //! whose last door event puts them inside the business's secure zone (DATA-7). Every access,
 //! allowed or denied, is an event of the client's log (AUDIT-1).
 
+pub mod copies;
 pub mod crypto;
 pub mod entry;
 pub mod handover;

@@ -12,6 +12,7 @@ both_backends! {
     vault_first_part => vault_first_part;
     vault_double_entry_and_second_approver => double_entry_and_second_approver;
     vault_handover_export => handover_export;
+    vault_copies_need_prior_approval => copies_need_prior_approval;
 }
 
 async fn ok(r: reqwest::Response) -> Value {
@@ -459,4 +460,61 @@ async fn backup_before_deletion_cannot_decrypt() {
             }
         }
     }
+}
+
+/// DATA-5, LIFE-4: downloads, prints and copies exist only as requests approved beforehand by
+/// the information manager, used once by their requester within the policy, and closed by a
+/// destruction record or, past their expiry, recorded as destroyed.
+async fn copies_need_prior_approval(app: TestApp) {
+    let (_ciso, op1, _op2, checker) = three_in_the_room(&app).await;
+    let im = app.user_with("im", &[Role::InfoManager]).await;
+    ok(app.post_as(&op1, "/api/v1/vault/CARD-APP/records", &json!({"values": {"app_no": "A-1", "name": "顧客 一郎", "phone": "090-1212-3434"}})).await).await;
+    let request = |t: String, op: &'static str| {
+        let app = &app;
+        async move { ok(app.post_as(&t, "/api/v1/vault/CARD-APP/copies", &json!({"op": op, "purpose": "委託元への照会回答", "hours": 4})).await).await["id"].as_i64().unwrap() }
+    };
+    let id = request(op1.clone(), "download").await;
+    let dl = |t: String, id: i64| {
+        let app = &app;
+        async move { app.get_as(&t, &format!("/api/v1/vault/copies/{id}/download")).await }
+    };
+    let (s, body) = status(dl(op1.clone(), id).await).await;
+    assert_eq!((s, body["rule"].as_str()), (403, Some("copy-needs-prior-approval")));
+    // Only the information manager approves; not the requester, not the administrator.
+    for t in [&op1, &app.admin_token] {
+        let (s, body) = status(app.post_as(t, &format!("/api/v1/vault/copies/{id}/approve"), &json!({})).await).await;
+        assert_eq!((s, body["rule"].as_str()), (403, Some("only-info-manager-approves-copies")));
+    }
+    assert_eq!(app.post_as(&im, &format!("/api/v1/vault/copies/{id}/approve"), &json!({})).await.status(), 204);
+    // Used once, by its requester only; the file is watermarked and opens in Excel.
+    assert_eq!(status(dl(checker.clone(), id).await).await.1["rule"], "copy-is-for-its-requester");
+    let r = dl(op1.clone(), id).await;
+    assert_eq!(r.status(), 200);
+    let csv = r.text().await.unwrap();
+    assert!(csv.starts_with('\u{feff}') && csv.contains(&format!("holder / download #{id}")) && csv.contains("090-1212-3434"), "{csv}");
+    assert_eq!(status(dl(op1.clone(), id).await).await.0, 409, "used already");
+    assert_eq!(app.post_as(&op1, &format!("/api/v1/vault/copies/{id}/destroyed"), &json!({"method": "シュレッダー（ファイル削除）"})).await.status(), 204);
+    assert_eq!(status(app.post_as(&op1, &format!("/api/v1/vault/copies/{id}/destroyed"), &json!({"method": "again"})).await).await.0, 409);
+    // A print approval is not a download (and is not used up by the attempt).
+    let pid = request(op1.clone(), "print").await;
+    ok_empty(app.post_as(&im, &format!("/api/v1/vault/copies/{pid}/approve"), &json!({})).await).await;
+    assert_eq!(status(dl(op1.clone(), pid).await).await.0, 422);
+    // An approval does not replace the operation's permission: the checker holds no download.
+    let cid = request(checker.clone(), "download").await;
+    ok_empty(app.post_as(&im, &format!("/api/v1/vault/copies/{cid}/approve"), &json!({})).await).await;
+    assert_eq!(status(dl(checker.clone(), cid).await).await.1["rule"], "default-deny");
+    // The information manager's own request needs someone else's approval.
+    let own = request(im.clone(), "copy").await;
+    assert_eq!(status(app.post_as(&im, &format!("/api/v1/vault/copies/{own}/approve"), &json!({})).await).await.1["rule"], "nobody-approves-own-copy");
+    // Past the expiry, open copies are recorded as destroyed.
+    app.clock.advance(CDuration::hours(5));
+    assert!(app.app.expire_copies().await.unwrap() >= 3);
+    let reg = ok(app.get_as(&im, "/api/v1/vault/CARD-APP/copies").await).await;
+    assert!(reg.as_array().unwrap().iter().all(|c| c["state"] == "destroyed"), "{reg}");
+    assert_eq!(ok(app.get_as(&op1, "/api/v1/vault/CARD-APP/copies").await).await.as_array().unwrap().len(), 2, "one's own requests");
+    let log = ok(app.get("/api/v1/ledger/events?client=CARDCO&limit=500").await).await.to_string();
+    for a in ["data.copy_request", "data.copy_approve", "data.download", "data.copy_destroyed", "data.copy_expired", "default-deny"] {
+        assert!(log.contains(a), "{a}");
+    }
+    assert!(!log.contains("090-1212"));
 }
