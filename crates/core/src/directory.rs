@@ -447,6 +447,17 @@ impl Mamori {
         let mut tx = self.db.begin().await?;
         let client = id_by_code(&mut tx, "clients", "client", &Some(b.client.clone())).await?;
         let zone = id_by_code(&mut tx, "zones", "zone", &b.zone).await?;
+        // A My Number business works in a zone of its own (MYNUM-1).
+        if let Some(z) = zone {
+            let (others, my_number): (i64, i64) =
+                sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(my_number), 0) AS BIGINT) FROM businesses WHERE zone_id = $1").bind(z).fetch_one(&mut *tx).await?;
+            if b.my_number && others > 0 {
+                return Err(CoreError::invalid("zone", "a My Number business needs a zone of its own (MYNUM-1); other businesses use this one"));
+            }
+            if my_number > 0 {
+                return Err(CoreError::invalid("zone", "this zone belongs to a My Number business (MYNUM-1)"));
+            }
+        }
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO businesses (code, name, client_id, zone_id, my_number, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )

@@ -315,3 +315,5 @@ rule-nobody-approves-own-copy = Nobody approves their own request.
 rule-copy-needs-prior-approval = The information manager's prior approval is needed.
 rule-copy-is-for-its-requester = Only its requester may use it.
 rule-only-info-manager-approves-copies = Only the information manager approves.
+mynumber-business = This business handles My Numbers: in its own area, by designated staff only, every operation recorded.
+mynumber-report = My Number report (CSV)

@@ -315,3 +315,5 @@ rule-nobody-approves-own-copy = 自分の申請は承認できません。
 rule-copy-needs-prior-approval = 情報管理責任者の事前承認が必要です。
 rule-copy-is-for-its-requester = 申請した本人だけが使えます。
 rule-only-info-manager-approves-copies = 承認できるのは情報管理責任者だけです。
+mynumber-business = この業務は特定個人情報（マイナンバー）を扱います。専用のエリアで、事務取扱担当者だけが扱い、すべての操作が記録されます。
+mynumber-report = 取扱状況報告（CSV）

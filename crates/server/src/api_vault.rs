@@ -48,6 +48,7 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::POST, "/api/v1/vault/copies/{id}/approve", "The information manager's prior approval of a copy", Some(A::VaultCopies), post!(approve_copy)),
         r(M::GET, "/api/v1/vault/copies/{id}/download", "Use an approved download once (CSV, watermarked; a recorded access)", Some(A::VaultUse), get!(download_copy)),
         r(M::POST, "/api/v1/vault/copies/{id}/destroyed", "Record a copy's destruction (LIFE-4)", Some(A::VaultUse), post!(destroy_copy)),
+        r(M::GET, "/api/v1/vault/{business}/my-number-report", "My Number report: designated staff and every access (MYNUM-1); ?format=csv", Some(A::VaultSchema), get!(my_number_report)),
         r(M::PUT, "/api/v1/vault/{business}/double-entry", "Require double entry for a business (DATA-10)", Some(A::VaultSchema), put!(set_double_entry)),
         r(M::POST, "/api/v1/vault/{business}/entries", "One operator's entry of a form (double entry, DATA-10)", Some(A::VaultUse), post!(submit_entry)),
         r(M::GET, "/api/v1/vault/{business}/entries/mismatches", "Forms whose two entries disagree (field names only)", Some(A::VaultUse), get!(list_mismatches)),
@@ -290,4 +291,26 @@ struct Destroyed {
 async fn destroy_copy(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(id): Path<i64>, ApiJson(d): ApiJson<Destroyed>) -> WebResult<StatusCode> {
     st.app.destroy_copy(&p, id, &d.method).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    #[serde(default)]
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    to: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+async fn my_number_report(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(b): Path<String>, q: crate::api::Q<ReportQuery>) -> WebResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let q = crate::api::query(q)?;
+    let r = st.app.my_number_report(&p, &b, q.from, q.to).await?;
+    Ok(if q.format.as_deref() == Some("csv") {
+        crate::console_vault::report_download(&r)
+    } else {
+        Json(json!(r)).into_response()
+    })
 }

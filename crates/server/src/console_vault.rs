@@ -33,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/vault/{business}/grants/{id}/approve", post(grant_approve))
         .route("/vault/{business}/entries", post(entry_submit))
         .route("/vault/{business}/export", post(export))
+        .route("/vault/{business}/my-number-report.csv", get(my_number_report))
         .route("/vault/{business}/copies", post(copy_request))
         .route("/vault/{business}/copies/{id}/approve", post(copy_approve))
         .route("/vault/{business}/copies/{id}/use", post(copy_use))
@@ -96,6 +97,7 @@ struct BusinessPage<'a> {
     search: Option<(String, String)>,
     copies: Vec<CopyRow>,
     can_approve_copies: bool,
+    my_number: bool,
     copy_ops: [Op; 4],
 }
 
@@ -147,6 +149,7 @@ async fn business_render_with(
         Ok(r) => (r, None),
         Err(e) => (Vec::new(), Some(message(&c, &e))),
     };
+    let page_my_number = st.app.list_businesses(p).await.ok().and_then(|bs| bs.into_iter().find(|b| b.code == business)).is_some_and(|b| b.my_number);
     let page = BusinessPage {
         c,
         business: business.to_owned(),
@@ -163,6 +166,7 @@ async fn business_render_with(
         copies: st.app.list_copies(p, business).await.unwrap_or_default(),
         can_approve_copies: st.app.require(p, mamori_core::policy::Action::VaultCopies).await.is_ok(),
         copy_ops: [Op::Download, Op::Print, Op::Copy, Op::Duplicate],
+        my_number: page_my_number,
     };
     render(&page, status)
 }
@@ -576,5 +580,27 @@ async fn copy_use(State(st): State<AppState>, s: ConsoleSession, Path((business,
         Ok(content) if op == Op::Print => render(&PrintPage { c: chrome(&st, &s, "vault"), business: business.clone(), content }, StatusCode::OK),
         Ok(content) => csv_download(id, content),
         Err(e) => back_or_error(&st, &s, &business, Err(e)).await,
+    }
+}
+
+/// The My Number report as a CSV download.
+pub(crate) fn report_download(r: &mamori_core::vault::mynumber::MyNumberReport) -> Response {
+    use axum::http::header;
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"my-number-report-{}.csv\"", r.business)),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        mamori_core::vault::mynumber::report_csv(r),
+    )
+        .into_response()
+}
+
+async fn my_number_report(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>) -> Response {
+    let p = session!(s);
+    match st.app.my_number_report(&p, &business, None, None).await {
+        Ok(r) => report_download(&r),
+        Err(e) => crate::error::WebError::from(e).into_response(),
     }
 }

@@ -9,6 +9,7 @@ pub mod copies;
 pub mod crypto;
 pub mod entry;
 pub mod handover;
+pub mod mynumber;
 pub mod terminal;
 
 use std::collections::BTreeMap;

@@ -13,6 +13,7 @@ both_backends! {
     vault_double_entry_and_second_approver => double_entry_and_second_approver;
     vault_handover_export => handover_export;
     vault_copies_need_prior_approval => copies_need_prior_approval;
+    vault_my_number => my_number;
 }
 
 async fn ok(r: reqwest::Response) -> Value {
@@ -517,4 +518,51 @@ async fn copies_need_prior_approval(app: TestApp) {
         assert!(log.contains(a), "{a}");
     }
     assert!(!log.contains("090-1212"));
+}
+
+/// MYNUM-1: a My Number business in a zone of its own, handled by designated staff on a
+/// terminal of that zone, every access in a separate report.
+async fn my_number(app: TestApp) {
+    let (ciso, agent, holder, colleague) = secure_room(&app).await;
+    ok(app.post("/api/v1/zones", &json!({"code": "MN", "name": "マイナンバー室", "level": "high"})).await).await;
+    ok(app.post("/api/v1/doors", &json!({"code": "D-MN", "name": "MN", "inside": "MN"})).await).await;
+    ok(app.post("/api/v1/readers", &json!({"code": "MN-IN", "door": "D-MN", "direction": "entry", "mode": "card"})).await).await;
+    ok(app.post("/api/v1/access-levels", &json!({"code": "L-MN", "name": "MN", "zones": ["MN"], "position": "主任"})).await).await;
+    ok(app.post("/api/v1/clients", &json!({"code": "PAYCO", "name": "給与計算の委託元"})).await).await;
+    // Its own zone: not one that another business uses, and no other business joins it.
+    let (s, body) = status(app.post("/api/v1/businesses", &json!({"code": "PAY-X", "name": "x", "client": "PAYCO", "zone": "HS", "my_number": true})).await).await;
+    assert_eq!(s, 422, "{body}");
+    ok(app.post("/api/v1/businesses", &json!({"code": "PAY-MN", "name": "マイナンバー収集", "client": "PAYCO", "zone": "MN", "my_number": true})).await).await;
+    assert_eq!(status(app.post("/api/v1/businesses", &json!({"code": "PAY-Y", "name": "y", "client": "PAYCO", "zone": "MN"})).await).await.0, 422);
+    ok(app.post_as(&ciso, "/api/v1/vault/PAY-MN/fields", &json!([
+        {"name": "name", "label": "氏名", "sensitivity": "personal"},
+        {"name": "my_number", "label": "個人番号", "sensitivity": "my_number"}
+    ])).await).await;
+    assert_eq!(app.post_as(&ciso, "/api/v1/vault/PAY-MN/holders", &json!({"login": "holder"})).await.status(), 201);
+    ok(app.post_as(&ciso, "/api/v1/zone-approvals", &json!({"employee_no": "E0", "zone": "MN"})).await).await;
+    assert!(ok(app.post_as(&agent, "/api/v1/doors/decide", &json!({"reader": "MN-IN", "card": "felica:0102030405060700"})).await).await["allowed"].as_bool().unwrap());
+    // The card room's terminal is not this room's.
+    let r = json!({"values": {"name": "社員 一郎", "my_number": "123456789012"}});
+    assert_eq!(status(app.post_as(&holder, "/api/v1/vault/PAY-MN/records", &r).await).await.1["rule"], "unregistered-terminal");
+    let key = ok(app.post_as(&ciso, "/api/v1/terminals", &json!({"code": "T-MN-1", "name": "MN 端末", "business": "PAY-MN"})).await).await;
+    app.set_terminal(key["device_key"].as_str().map(str::to_owned));
+    let (s, body) = status(app.post_as(&holder, "/api/v1/vault/PAY-MN/records", &json!({"values": {"my_number": "12345"}})).await).await;
+    assert_eq!(s, 422, "{body}");
+    let uid = ok(app.post_as(&holder, "/api/v1/vault/PAY-MN/records", &r).await).await["uid"].as_str().unwrap().to_owned();
+    assert_eq!(ok(app.get_as(&holder, "/api/v1/vault/PAY-MN/records").await).await[0]["fields"]["my_number"], "************");
+    let v = ok(app.post_as(&holder, &format!("/api/v1/vault/PAY-MN/records/{uid}/reveal"), &json!({"field": "my_number", "purpose": "源泉徴収票の作成"})).await).await;
+    assert_eq!(v["value"], "123456789012");
+    let (s, _) = status(app.post_as(&colleague, &format!("/api/v1/vault/PAY-MN/records/{uid}/reveal"), &json!({"field": "my_number", "purpose": "x"})).await).await;
+    assert_eq!(s, 403);
+    // The separate report: designated staff and every access, allowed and denied.
+    assert_eq!(status(app.get_as(&holder, "/api/v1/vault/PAY-MN/my-number-report").await).await.0, 403);
+    assert_eq!(status(app.get_as(&ciso, "/api/v1/vault/CARD-APP/my-number-report").await).await.0, 422);
+    let rep = ok(app.get_as(&ciso, "/api/v1/vault/PAY-MN/my-number-report").await).await;
+    assert_eq!(rep["designated"][0][0], "holder");
+    let acc = rep["accesses"].as_array().unwrap();
+    assert!(acc.iter().any(|a| a["action"] == "data.reveal" && a["field"] == "my_number" && a["purpose"] == "源泉徴収票の作成" && a["allowed"] == true), "{rep}");
+    assert!(acc.iter().any(|a| a["allowed"] == false && a["rule"] == "outside-secure-zone"), "{rep}");
+    assert!(!rep.to_string().contains("123456789012"), "no My Number in the report");
+    let csv = app.get_as(&ciso, "/api/v1/vault/PAY-MN/my-number-report?format=csv").await.text().await.unwrap();
+    assert!(csv.starts_with('\u{feff}') && csv.contains("特定個人情報") && csv.contains("源泉徴収票の作成"), "{csv}");
 }
