@@ -33,6 +33,8 @@ pub fn routes() -> Router<AppState> {
         .route("/vault/{business}/grants/{id}/approve", post(grant_approve))
         .route("/vault/{business}/entries", post(entry_submit))
         .route("/vault/{business}/export", post(export))
+        .route("/vault/{business}/delete", post(delete_all))
+        .route("/deletion-certificates/{id}/pdf", get(certificate_pdf))
         .route("/vault/{business}/my-number-report.csv", get(my_number_report))
         .route("/vault/{business}/copies", post(copy_request))
         .route("/vault/{business}/copies/{id}/approve", post(copy_approve))
@@ -98,6 +100,10 @@ struct BusinessPage<'a> {
     copies: Vec<CopyRow>,
     can_approve_copies: bool,
     my_number: bool,
+    /// The security office (schema, terminals, deletion at contract end).
+    can_manage: bool,
+    /// A deletion certificate just issued.
+    certificate: Option<i64>,
     copy_ops: [Op; 4],
 }
 
@@ -135,6 +141,20 @@ async fn business_render_with(
     search: Option<(String, String)>,
     status: StatusCode,
 ) -> Response {
+    business_render_full(st, s, business, error, notice, search, None, status).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn business_render_full(
+    st: &AppState,
+    s: &ConsoleSession,
+    business: &str,
+    error: Option<String>,
+    notice: Option<String>,
+    search: Option<(String, String)>,
+    certificate: Option<i64>,
+    status: StatusCode,
+) -> Response {
     let p = &s.state.principal;
     let c = chrome(st, s, "vault");
     let fields = match st.app.list_fields(p, business).await {
@@ -167,6 +187,8 @@ async fn business_render_with(
         can_approve_copies: st.app.require(p, mamori_core::policy::Action::VaultCopies).await.is_ok(),
         copy_ops: [Op::Download, Op::Print, Op::Copy, Op::Duplicate],
         my_number: page_my_number,
+        can_manage: st.app.require(p, mamori_core::policy::Action::VaultSchema).await.is_ok(),
+        certificate,
     };
     render(&page, status)
 }
@@ -601,6 +623,35 @@ async fn my_number_report(State(st): State<AppState>, s: ConsoleSession, Path(bu
     let p = session!(s);
     match st.app.my_number_report(&p, &business, None, None).await {
         Ok(r) => report_download(&r),
+        Err(e) => crate::error::WebError::from(e).into_response(),
+    }
+}
+
+/// Deletion of all of a business's data at contract end (LIFE-3, LIFE-7): the business code
+/// typed again as confirmation; the page then offers the certificate as a PDF.
+async fn delete_all(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    let c = chrome(&st, &s, "vault");
+    if field(&form, "confirm").trim() != business {
+        let msg = c.t("delete-confirm-mismatch");
+        return business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    match st.app.delete_business_data(&p, &business, &field(&form, "reason")).await {
+        Ok(cert) => {
+            let notice = Some(c.t("delete-done"));
+            business_render_full(&st, &s, &business, None, notice, None, Some(cert.id), StatusCode::OK).await
+        }
+        Err(e) => {
+            let msg = message(&c, &e);
+            business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+async fn certificate_pdf(State(st): State<AppState>, s: ConsoleSession, Path(id): Path<i64>) -> Response {
+    let p = session!(s);
+    match st.app.deletion_certificate(&p, id).await {
+        Ok((_, pdf)) => pdf_download(id, pdf),
         Err(e) => crate::error::WebError::from(e).into_response(),
     }
 }

@@ -152,4 +152,21 @@ async fn double_entry_in_console() {
     for a in ["data.entry_first", "data.entry_mismatch", "data.entry_review", "data.entry_resolve"] {
         assert!(acts.contains(&a.to_owned()), "{a}");
     }
+
+    // Contract end: the CISO deletes everything from the console, after typing the code again,
+    // and gets the deletion certificate as a PDF (LIFE-3, LIFE-7).
+    b.click("#logout").await;
+    login(&b, &app, "ciso").await;
+    b.goto(&app.url("/vault/CARD-APP")).await;
+    b.fill("#delete-reason", "契約終了").await;
+    b.fill("#delete-confirm", "CARD").await;
+    b.click("#delete-submit").await;
+    assert!(b.wait_for_in("#page-error", "何も削除していません").await);
+    b.fill("#delete-reason", "契約終了").await;
+    b.fill("#delete-confirm", "CARD-APP").await;
+    b.click("#delete-submit").await;
+    assert!(b.wait_for_in("#page-notice", "データ削除証明書を発行しました").await);
+    assert!(b.source().await.contains("/deletion-certificates/1/pdf"));
+    let pdf = app.get_as(&ciso, "/api/v1/deletion-certificates/1/pdf").await.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF") && mamori_core::pdf::note_of_pdf(&pdf).unwrap().contains("records: 1"));
 }
