@@ -362,42 +362,34 @@ impl Mamori {
         Ok(())
     }
 
-    /// Decides one operation on a business's data for `p` now: (allowed, rule).
+    /// Decides one operation on a business's data for `p` now: (allowed, rule). The facts come
+    /// from one query (person, presence, holding, grants, terminal).
     async fn decide_op(&self, conn: &mut AnyConnection, p: &Principal, b: &Business, op: Op, my_number_field: bool, now: DateTime<Utc>) -> Result<(bool, String)> {
-        let person: Option<(Option<i64>,)> = sqlx::query_as("SELECT person_id FROM users WHERE id = $1").bind(p.user_id).fetch_optional(&mut *conn).await?;
-        let person = person.and_then(|x| x.0);
-        let present = match (person, b.zone) {
-            (Some(pid), Some(zone)) => {
-                let z: Option<(i64,)> = sqlx::query_as("SELECT zone_id FROM presence WHERE person_id = $1").bind(pid).fetch_optional(&mut *conn).await?;
-                z.is_some_and(|(z,)| z == zone)
-            }
-            _ => false,
-        };
-        let holder = self.is_holder(conn, b.id, p.user_id).await?;
-        let grants: Vec<(String,)> = sqlx::query_as(
-            "SELECT ops FROM vault_grants WHERE business_id = $1 AND user_id = $2 AND revoked_at IS NULL AND starts_at <= $3 AND ends_at > $4 \
-             AND (needs_second = 0 OR approved_by IS NOT NULL)",
+        let now_ms = now.timestamp_millis();
+        let row: Option<(Option<i64>, Option<i64>, i64, i64, i64)> = sqlx::query_as(
+            "SELECT u.person_id, \
+               (SELECT pr.zone_id FROM presence pr WHERE pr.person_id = u.person_id), \
+               (SELECT COUNT(*) FROM vault_holders h WHERE h.business_id = $1 AND h.user_id = u.id), \
+               (SELECT COUNT(*) FROM vault_grants g WHERE g.business_id = $2 AND g.user_id = u.id AND g.revoked_at IS NULL \
+                  AND g.starts_at <= $3 AND g.ends_at > $4 AND (g.needs_second = 0 OR g.approved_by IS NOT NULL) \
+                  AND (',' || g.ops || ',') LIKE $5), \
+               (SELECT COUNT(*) FROM terminals t WHERE t.key_hash = $6 AND t.business_id = $7 AND t.zone_id = $8 AND t.revoked_at IS NULL) \
+             FROM users u WHERE u.id = $9",
         )
         .bind(b.id)
+        .bind(b.id)
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(format!("%,{},%", op.as_str()))
+        .bind(p.terminal.clone())
+        .bind(b.id)
+        .bind(b.zone)
         .bind(p.user_id)
-        .bind(now.timestamp_millis())
-        .bind(now.timestamp_millis())
-        .fetch_all(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
-        let granted = grants.iter().any(|(ops,)| ops.split(',').any(|o| o == op.as_str()));
-        let terminal = match (&p.terminal, b.zone) {
-            (Some(h), Some(zone)) => {
-                let t: Option<(i64,)> =
-                    sqlx::query_as("SELECT id FROM terminals WHERE key_hash = $1 AND business_id = $2 AND zone_id = $3 AND revoked_at IS NULL")
-                        .bind(h)
-                        .bind(b.id)
-                        .bind(zone)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                t.is_some()
-            }
-            _ => false,
-        };
+        let (person, zone, holder, granted, terminal) = row.unwrap_or((None, None, 0, 0, 0));
+        let present = b.zone.is_some() && zone == b.zone && person.is_some();
+        let (holder, granted, terminal) = (holder > 0, granted > 0, terminal > 0);
         let facts = [
             ("linked", person.is_some()),
             ("present", present),
@@ -729,22 +721,28 @@ impl Mamori {
             drop(tx);
             return Err(self.denied(p, &b, Op::View, rule, Some((uid, field))).await);
         }
-        let row: Option<(i64, i64, String)> = sqlx::query_as("SELECT id, key_id, normal FROM vault_records WHERE business_id = $1 AND uid = $2")
-            .bind(b.id)
-            .bind(uid)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (rid, key_id, normal) = row.ok_or(CoreError::NotFound("record"))?;
+        // The record, the sealed value and its key's name in one query.
+        let row: Option<(i64, String, Option<Vec<u8>>, Option<String>)> = sqlx::query_as(
+            "SELECT r.key_id, r.normal, v.sealed, k.kid FROM vault_records r \
+             LEFT JOIN vault_values v ON v.record_id = r.id AND v.field = $1 \
+             LEFT JOIN vault_keys k ON k.id = r.key_id AND k.destroyed_at IS NULL \
+             WHERE r.business_id = $2 AND r.uid = $3",
+        )
+        .bind(field)
+        .bind(b.id)
+        .bind(uid)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (key_id, normal, sealed, kid) = row.ok_or(CoreError::NotFound("record"))?;
         let value = if f.sensitivity == Sensitivity::Normal {
             let m: BTreeMap<String, String> = serde_json::from_str(&normal).unwrap_or_default();
             m.get(field).cloned().unwrap_or_default()
         } else {
-            let sealed: Option<(Vec<u8>,)> =
-                sqlx::query_as("SELECT sealed FROM vault_values WHERE record_id = $1 AND field = $2").bind(rid).bind(field).fetch_optional(&mut *tx).await?;
             match sealed {
                 None => String::new(),
-                Some((sealed,)) => {
-                    let dek = self.key_by_id(&mut tx, &b, key_id).await?;
+                Some(sealed) => {
+                    let kid = kid.ok_or(CoreError::NotFound("data key (destroyed)"))?;
+                    let dek = self.vault.dek(b.id, key_id, &kid)?;
                     let plain = crypto::open(&dek, &sealed, &crypto::field_aad(b.id, uid, field))?;
                     String::from_utf8(plain).map_err(|_| CoreError::Internal("value is not text".into()))?
                 }
