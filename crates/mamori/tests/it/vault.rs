@@ -14,6 +14,7 @@ both_backends! {
     vault_handover_export => handover_export;
     vault_copies_need_prior_approval => copies_need_prior_approval;
     vault_my_number => my_number;
+    vault_no_combination_opens_more => no_combination_opens_more;
 }
 
 async fn ok(r: reqwest::Response) -> Value {
@@ -565,4 +566,87 @@ async fn my_number(app: TestApp) {
     assert!(!rep.to_string().contains("123456789012"), "no My Number in the report");
     let csv = app.get_as(&ciso, "/api/v1/vault/PAY-MN/my-number-report?format=csv").await.text().await.unwrap();
     assert!(csv.starts_with('\u{feff}') && csv.contains("特定個人情報") && csv.contains("源泉徴収票の作成"), "{csv}");
+}
+
+/// DATA-1 to DATA-7: for every combination of role, link to a person, presence, terminal,
+/// standing holding and grant state (active, expired, revoked, awaiting its second approver,
+/// for another operation), a reveal succeeds exactly when the policy allows it: a role that
+/// reaches the vault, linked, inside the business's zone, on its registered terminal, and a
+/// standing holder or holder of an active, approved grant of `view`. 864 cases, run for real
+/// through the store (the facts are computed by the same query the server uses).
+async fn no_combination_opens_more(app: TestApp) {
+    let (ciso, agent, holder, _colleague) = secure_room(&app).await;
+    ok(app.post_as(&ciso, "/api/v1/vault/CARD-APP/fields", &json!([{"name": "phone", "label": "電話番号", "sensitivity": "personal"}])).await).await;
+    assert_eq!(app.post_as(&ciso, "/api/v1/vault/CARD-APP/holders", &json!({"login": "holder"})).await.status(), 201);
+    assert!(ok(app.post_as(&agent, "/api/v1/doors/decide", &json!({"reader": "IN", "card": "felica:0102030405060700"})).await).await["allowed"].as_bool().unwrap());
+    let uid = ok(app.post_as(&holder, "/api/v1/vault/CARD-APP/records", &json!({"values": {"phone": "090-9999-0000"}})).await).await["uid"].as_str().unwrap().to_owned();
+    // A second room and business with its own terminal; a revoked terminal of the first.
+    ok(app.post("/api/v1/zones", &json!({"code": "HS2", "name": "別室", "level": "high"})).await).await;
+    ok(app.post("/api/v1/businesses", &json!({"code": "OTHER", "name": "別業務", "client": "CARDCO", "zone": "HS2"})).await).await;
+    let right = app.terminal().unwrap();
+    let other = ok(app.post_as(&ciso, "/api/v1/terminals", &json!({"code": "T-OTHER", "name": "別室端末", "business": "OTHER"})).await).await["device_key"].as_str().unwrap().to_owned();
+    let revoked = ok(app.post_as(&ciso, "/api/v1/terminals", &json!({"code": "T-REV", "name": "廃止端末", "business": "CARD-APP"})).await).await["device_key"].as_str().unwrap().to_owned();
+    assert_eq!(app.post_as(&ciso, "/api/v1/terminals/T-REV/revoke", &json!({})).await.status(), 204);
+    let subject = app.user_with("subject", &[Role::Operator]).await;
+    let pool = &app.app.db.pool;
+    let id_of = |sql: &'static str| async move { sqlx::query_as::<_, (i64,)>(sql).fetch_one(pool).await.unwrap().0 };
+    let (user, person, hs, hs2, biz) = (
+        id_of("SELECT id FROM users WHERE login = 'subject'").await,
+        id_of("SELECT id FROM people WHERE employee_no = 'E1'").await,
+        id_of("SELECT id FROM zones WHERE code = 'HS'").await,
+        id_of("SELECT id FROM zones WHERE code = 'HS2'").await,
+        id_of("SELECT id FROM businesses WHERE code = 'CARD-APP'").await,
+    );
+    let holder_id = id_of("SELECT id FROM users WHERE login = 'holder'").await;
+    let now = mamori_core::clock::Clock::now(&app.clock).timestamp_millis();
+    let hour = 3_600_000;
+    let exec = |sql: String| async move { sqlx::query(&sql).execute(pool).await.unwrap() };
+    let mut cases = 0;
+    for role in [Role::Operator, Role::BusinessLead, Role::DoorAgent] {
+        for linked in [false, true] {
+            for presence in [None, Some(hs), Some(hs2)] {
+                for terminal in [None, Some(&right), Some(&other), Some(&revoked)] {
+                    for standing in [false, true] {
+                        // none, active view, expired, revoked, awaiting approval, input only
+                        for grant in 0..6 {
+                            exec(format!("DELETE FROM role_assignments WHERE user_id = {user}")).await;
+                            exec(format!("INSERT INTO role_assignments (user_id, role, created_at) VALUES ({user}, '{}', 0)", role.as_str())).await;
+                            exec(format!("UPDATE users SET person_id = {} WHERE id = {user}", if linked { person.to_string() } else { "NULL".into() })).await;
+                            exec(format!("DELETE FROM presence WHERE person_id = {person}")).await;
+                            if let Some(z) = presence {
+                                exec(format!("INSERT INTO presence (person_id, zone_id, since) VALUES ({person}, {z}, 0)")).await;
+                            }
+                            exec(format!("DELETE FROM vault_holders WHERE user_id = {user}")).await;
+                            if standing {
+                                exec(format!("INSERT INTO vault_holders (business_id, user_id, approved_by, approved_at) VALUES ({biz}, {user}, 1, 0)")).await;
+                            }
+                            exec(format!("DELETE FROM vault_grants WHERE user_id = {user}")).await;
+                            let (ops, starts, ends, revoked_at, needs) = match grant {
+                                1 => ("view", now - hour, now + hour, "NULL", 0),
+                                2 => ("view", now - 3 * hour, now - hour, "NULL", 0),
+                                3 => ("view", now - hour, now + hour, "1", 0),
+                                4 => ("input,view", now - hour, now + hour, "NULL", 1),
+                                5 => ("input,change", now - hour, now + hour, "NULL", 0),
+                                _ => ("", 0, 0, "NULL", 0),
+                            };
+                            if grant > 0 {
+                                exec(format!(
+                                    "INSERT INTO vault_grants (business_id, user_id, ops, purpose, starts_at, ends_at, granted_by, created_at, revoked_at, needs_second) \
+                                     VALUES ({biz}, {user}, '{ops}', 'p', {starts}, {ends}, {holder_id}, 0, {revoked_at}, {needs})"
+                                ))
+                                .await;
+                            }
+                            app.set_terminal(terminal.cloned());
+                            let (s, _) = status(app.post_as(&subject, &format!("/api/v1/vault/CARD-APP/records/{uid}/reveal"), &json!({"field": "phone", "purpose": "検証"})).await).await;
+                            let should = role != Role::DoorAgent && linked && presence == Some(hs) && terminal == Some(&right) && (standing || grant == 1);
+                            assert_eq!(s == 200, should, "role {role:?} linked {linked} presence {presence:?} terminal {} standing {standing} grant {grant}: {s}", terminal.is_some());
+                            assert!(s == 200 || s == 403, "{s}");
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 864);
 }
