@@ -325,3 +325,7 @@ delete-submit = Delete everything
 delete-confirm-mismatch = The confirmation does not match the business code. Nothing was deleted.
 delete-done = Deleted. A data deletion certificate was issued.
 delete-certificate = Data deletion certificate (PDF)
+vault-import = Batch import (CSV)
+vault-import-help = First line: field names or labels. UTF-8 or Shift_JIS. A file with a bad row is not imported at all.
+vault-imported = Records imported
+vault-import-line = Line

@@ -325,3 +325,7 @@ delete-submit = すべて削除する
 delete-confirm-mismatch = 確認の業務コードが一致しません。何も削除していません。
 delete-done = 削除しました。データ削除証明書を発行しました。
 delete-certificate = データ削除証明書（PDF）
+vault-import = 一括取込（CSV）
+vault-import-help = 1行目に項目名か表示名。UTF-8 または Shift_JIS。誤りのある行があればファイル全体を取り込みません。
+vault-imported = 取り込んだ件数
+vault-import-line = 行

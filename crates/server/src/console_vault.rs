@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/vault", get(vault_index))
         .route("/vault/{business}", get(business_page))
         .route("/vault/{business}/records", post(record_create))
+        .route("/vault/{business}/import", post(record_import))
         .route("/vault/{business}/reveal", post(reveal))
         .route("/vault/{business}/grants", post(grant_create))
         .route("/vault/{business}/grants/{id}/revoke", post(grant_revoke))
@@ -653,5 +654,39 @@ async fn certificate_pdf(State(st): State<AppState>, s: ConsoleSession, Path(id)
     match st.app.deletion_certificate(&p, id).await {
         Ok((_, pdf)) => pdf_download(id, pdf),
         Err(e) => crate::error::WebError::from(e).into_response(),
+    }
+}
+
+/// Batch import of records from a CSV file (UTF-8 or Shift_JIS) uploaded in the console.
+async fn record_import(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, mut mp: axum::extract::Multipart) -> Response {
+    let p = match crate::console::unlocked(&s) {
+        Ok(p) => p.clone(),
+        Err(r) => return r,
+    };
+    let mut csrf = String::new();
+    let mut file = Vec::new();
+    while let Ok(Some(f)) = mp.next_field().await {
+        match f.name() {
+            Some("csrf") => csrf = f.text().await.unwrap_or_default(),
+            Some("file") => file = f.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            _ => {}
+        }
+    }
+    if let Err(r) = crate::console::csrf_ok(&s, &HashMap::from([("csrf".to_owned(), csrf)])) {
+        return r;
+    }
+    let c = chrome(&st, &s, "vault");
+    match st.app.import_records(&p, &business, &file).await {
+        Ok(n) => {
+            let notice = Some(format!("{}: {n}", c.t("vault-imported")));
+            business_render_with(&st, &s, &business, None, notice, None, StatusCode::OK).await
+        }
+        Err(e) => {
+            let msg = match &e {
+                CoreError::Import { line, message } => format!("{} {line}: {message}", c.t("vault-import-line")),
+                _ => message(&c, &e),
+            };
+            business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
     }
 }

@@ -41,7 +41,20 @@ async fn reveal_and_grant() {
     b.click("#record-submit").await;
     assert!(b.wait_for_in("#records-table", "**** **** **** 1234").await);
     assert!(!b.text("#records-table").await.contains("4111 1111 1111 1234"));
-    let uid: String = sqlx::query_as::<_, (String,)>("SELECT uid FROM vault_records").fetch_one(&app.app.db.pool).await.unwrap().0;
+    // A Shift_JIS file with a bad row is refused with its line number; a good one comes in.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, encoding_rs::SHIFT_JIS.encode("申込番号,氏名,カード番号\nA-0002,顧客 二郎,12ab\n").0).unwrap();
+    b.fill("#vault-import-file", bad.to_str().unwrap()).await;
+    b.click("#vault-import-submit").await;
+    assert!(b.wait_for_in("#page-error", "行 2").await);
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, encoding_rs::SHIFT_JIS.encode("申込番号,氏名,カード番号\nA-0002,顧客 二郎,4111111111112222\n").0).unwrap();
+    b.fill("#vault-import-file", good.to_str().unwrap()).await;
+    b.click("#vault-import-submit").await;
+    assert!(b.wait_for_in("#page-notice", "取り込んだ件数: 1").await);
+    assert!(b.wait_for_in("#records-table", "**** **** **** 2222").await);
+    let uid: String = sqlx::query_as::<_, (String,)>("SELECT uid FROM vault_records WHERE normal LIKE '%A-0001%'").fetch_one(&app.app.db.pool).await.unwrap().0;
     // A reveal without a purpose says why not; with one, the value replaces the mask.
     b.click(&format!("#reveal-{uid}-card")).await;
     assert!(b.wait_for_in("#reveal-error", "purpose").await);
