@@ -510,7 +510,7 @@ async fn terminal_enrol(State(st): State<AppState>, s: ConsoleSession, Form(form
     match known {
         Ok(Some(_)) => {
             let mut r = Redirect::to("/terminals").into_response();
-            let cookie = format!("{}={key}; Max-Age=31536000{}", crate::TERMINAL_COOKIE, st.cookie_attrs());
+            let cookie = format!("{}={key}; Max-Age=31536000{}", st.terminal_cookie(), st.cookie_attrs());
             if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
                 r.headers_mut().append(axum::http::header::SET_COOKIE, v);
             }

@@ -42,6 +42,10 @@ impl AppState {
     pub fn session_cookie(&self) -> &'static str {
         if self.tls { "__Host-mamori_session" } else { "mamori_session" }
     }
+    /// The cookie that holds a terminal's device key (DATA-7), set by the enrolment page.
+    pub fn terminal_cookie(&self) -> &'static str {
+        if self.tls { "__Host-mamori_terminal" } else { "mamori_terminal" }
+    }
     pub fn cookie_attrs(&self) -> &'static str {
         if self.tls { "; Path=/; HttpOnly; SameSite=Strict; Secure" } else { "; Path=/; HttpOnly; SameSite=Strict" }
     }
@@ -102,13 +106,10 @@ pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&
         .map(|(_, v)| v)
 }
 
-/// The cookie that holds a terminal's device key (DATA-7), set by the enrolment page.
-pub const TERMINAL_COOKIE: &str = "mamori_terminal";
-
 /// The hash of the device key a request presents: the `X-Mamori-Terminal` header, else the
 /// terminal cookie.
-fn terminal_of(parts: &Parts) -> Option<String> {
-    let key = parts.headers.get("x-mamori-terminal").and_then(|v| v.to_str().ok()).or_else(|| cookie(parts, TERMINAL_COOKIE))?;
+fn terminal_of(parts: &Parts, st: &AppState) -> Option<String> {
+    let key = parts.headers.get("x-mamori-terminal").and_then(|v| v.to_str().ok()).or_else(|| cookie(parts, st.terminal_cookie()))?;
     (!key.trim().is_empty()).then(|| mamori_core::vault::terminal::key_hash(key))
 }
 
@@ -126,7 +127,7 @@ impl FromRequestParts<AppState> for ApiPrincipal {
             let token = auth.strip_prefix("Bearer ").ok_or_else(WebError::unauthorized)?.trim();
             return match st.app.bearer(token, addr).await? {
                 Some(mut p) => {
-                    p.terminal = terminal_of(parts);
+                    p.terminal = terminal_of(parts, st);
                     Ok(Self(p))
                 }
                 None => Err(WebError::unauthorized()),
@@ -146,7 +147,7 @@ impl FromRequestParts<AppState> for ApiPrincipal {
             }
         }
         let mut p = s.principal;
-        p.terminal = terminal_of(parts);
+        p.terminal = terminal_of(parts, st);
         Ok(Self(p))
     }
 }
@@ -165,7 +166,7 @@ impl FromRequestParts<AppState> for ConsoleSession {
         let Some(token) = cookie(parts, st.session_cookie()).map(str::to_owned) else { return Err(to_login()) };
         match st.app.session(&token, client_addr(parts)).await {
             Ok(Some(mut state)) if state.kind == "console" => {
-                state.principal.terminal = terminal_of(parts);
+                state.principal.terminal = terminal_of(parts, st);
                 Ok(Self { token, state })
             }
             Ok(_) => Err(to_login()),

@@ -58,6 +58,10 @@
     });
     if (busy) e.preventDefault();
   });
+  // The approved print view's print button (no inline script under the CSP).
+  document.querySelectorAll("[data-print]").forEach(function (el) {
+    el.addEventListener("click", function () { window.print(); });
+  });
   // Personal data views: no copy or context menu on elements marked .no-copy.
   document.querySelectorAll(".no-copy").forEach(function (el) {
     el.addEventListener("copy", function (e) { e.preventDefault(); });

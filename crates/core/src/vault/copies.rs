@@ -136,6 +136,7 @@ impl Mamori {
     /// use is recorded in the same transaction that marks the approval used.
     pub async fn use_copy(&self, p: &Principal, id: i64, expect: Op) -> Result<CopyContent> {
         self.require(p, Action::VaultUse).await?;
+        self.require_recent_auth(p)?;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         let (bid, bcode, client, requester, op, expires, approved, used, destroyed) = self.copy_client(&mut tx, id).await?;

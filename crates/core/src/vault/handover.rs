@@ -94,6 +94,8 @@ impl Mamori {
     /// client's recipient key, and enters it in the media handover register.
     pub async fn export_for_client(&self, p: &Principal, business: &str, counterpart: &str, medium: &str) -> Result<Export> {
         self.require(p, Action::VaultUse).await?;
+        // An export is a sensitive operation: a fresh password check (SECURITY-BASELINE).
+        self.require_recent_auth(p)?;
         let counterpart = Text::parse("counterpart", counterpart)?;
         let medium = Text::parse("medium", medium)?;
         let now = self.clock.now();
