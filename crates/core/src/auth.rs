@@ -427,20 +427,23 @@ impl Mamori {
     }
 
     async fn principal_for(&self, user_id: i64, via: String, auth_at: i64, addr: Option<String>) -> Result<Option<Principal>> {
-        let row: Option<(String, String, i64)> =
-            sqlx::query_as("SELECT login, display_name, disabled FROM users WHERE id = $1")
-                .bind(user_id)
-                .fetch_optional(&self.db.pool)
-                .await?;
-        let Some((login, display_name, disabled)) = row else { return Ok(None) };
+        // The account and its roles in one query (this runs on every request).
+        let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT u.login, u.display_name, u.disabled, r.role FROM users u LEFT JOIN role_assignments r ON r.user_id = u.id WHERE u.id = $1 ORDER BY r.role",
+        )
+        .bind(user_id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let Some((login, display_name, disabled, _)) = rows.first().cloned() else { return Ok(None) };
         if disabled != 0 {
             return Ok(None);
         }
+        let roles = rows.into_iter().filter_map(|r| r.3.and_then(|x| x.parse().ok())).collect();
         Ok(Some(Principal {
             user_id,
             login,
             display_name,
-            roles: self.roles_of(user_id).await?,
+            roles,
             disabled: false,
             via,
             auth_at,
