@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod passkey;
 pub mod pdf;
 pub mod policy;
+pub mod registers;
 pub mod review;
 pub mod types;
 pub mod vault;
