@@ -58,6 +58,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_vault_keys_entries_handover.sql"),
         postgres: include_str!("../migrations/postgres/0005_vault_keys_entries_handover.sql"),
     },
+    Migration {
+        version: 6,
+        name: "assets",
+        sqlite: include_str!("../migrations/sqlite/0006_assets.sql"),
+        postgres: include_str!("../migrations/postgres/0006_assets.sql"),
+    },
 ];
 
 #[derive(Clone, Debug)]

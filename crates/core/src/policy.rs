@@ -39,6 +39,8 @@ pub enum Action {
     VaultHolders,
     VaultUse,
     VaultCopies,
+    RegistersRead,
+    RegistersWrite,
 }
 
 impl Action {
@@ -65,6 +67,8 @@ impl Action {
         Action::VaultHolders,
         Action::VaultUse,
         Action::VaultCopies,
+        Action::RegistersRead,
+        Action::RegistersWrite,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -90,6 +94,8 @@ impl Action {
             Action::VaultHolders => "vault.holders",
             Action::VaultUse => "vault.use",
             Action::VaultCopies => "vault.copies",
+            Action::RegistersRead => "registers.read",
+            Action::RegistersWrite => "registers.write",
         }
     }
 }

@@ -129,6 +129,7 @@ pub fn specs() -> Vec<RouteSpec> {
     .into_iter()
     .chain(crate::api_doors::specs())
     .chain(crate::api_vault::specs())
+    .chain(crate::api_registers::specs())
     .collect()
 }
 

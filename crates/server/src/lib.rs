@@ -5,10 +5,12 @@
 pub mod api;
 pub mod api_doors;
 pub mod api_vault;
+pub mod api_registers;
 #[macro_use]
 pub mod console;
 pub mod console_doors;
 pub mod console_vault;
+pub mod console_registers;
 pub mod error;
 pub mod i18n;
 
@@ -58,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console::routes())
         .merge(console_doors::routes())
         .merge(console_vault::routes())
+        .merge(console_registers::routes())
         .layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024))
         .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .with_state(state)

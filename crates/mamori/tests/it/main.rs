@@ -9,5 +9,6 @@ mod browser_vault;
 mod cli;
 mod doors;
 mod ledger;
+mod registers;
 mod tls;
 mod vault;

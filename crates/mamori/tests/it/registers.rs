@@ -1,0 +1,95 @@
+//! Management registers (issue 6, first part): the asset register (MGMT-3) — entries with C/I/A
+//! and their value, Excel-friendly export, imports with bad rows refused whole, who may keep it.
+
+use mamori_core::types::Role;
+use mamori_testkit::{both_backends, TestApp};
+use serde_json::{json, Value};
+
+both_backends! {
+    registers_asset_register => asset_register;
+}
+
+async fn asset_register(app: TestApp) {
+    let ok = |r: reqwest::Response| async move {
+        let s = r.status();
+        let b: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(s.is_success(), "{s}: {b}");
+        b
+    };
+    ok(app.post("/api/v1/departments", &json!({"code": "OPS", "name": "入力センター"})).await).await;
+    ok(app.post("/api/v1/zones", &json!({"code": "HS", "name": "高セキュリティエリア", "level": "high"})).await).await;
+    let sec = app.user_with("sec", &[Role::Secretariat]).await;
+    let op = app.user_with("op", &[Role::Operator]).await;
+    let asset = json!({"department": "OPS", "name": "カード申込書（紙）", "owner": "業務責任者 佐藤", "zone": "HS", "medium": "紙",
+                       "c": 3, "i": 2, "a": 1, "personal": true, "retention": "受領後1年", "disposal": "溶解処理"});
+    // Who keeps it: the ISMS roles, not operators.
+    assert_eq!(app.post_as(&op, "/api/v1/assets", &asset).await.status(), 403);
+    assert_eq!(app.get_as(&op, "/api/v1/assets").await.status(), 403);
+    ok(app.post_as(&sec, "/api/v1/assets", &asset).await).await;
+    assert_eq!(app.post_as(&sec, "/api/v1/assets", &asset).await.status(), 409, "the same asset twice");
+    let mut bad = asset.clone();
+    bad["c"] = json!(4);
+    let s = app.post_as(&sec, "/api/v1/assets", &bad).await.status().as_u16();
+    assert!([400, 422].contains(&s), "a rating of 4 is refused: {s}");
+    let mut bad = asset.clone();
+    bad["name"] = json!("x");
+    bad["my_number"] = json!(true);
+    bad["personal"] = json!(false);
+    assert_eq!(app.post_as(&sec, "/api/v1/assets", &bad).await.status(), 422, "My Numbers are personal data");
+    let list = ok(app.get_as(&sec, "/api/v1/assets").await).await;
+    assert_eq!(list[0]["value"], 3, "max(C, I, A)");
+
+    // Import: a bad row (rating 5 on line 3) rejects the file; nothing is written.
+    let header = "部署,情報資産,管理責任者,保管場所,媒体,機密性,完全性,可用性,個人情報,マイナンバー,要配慮個人情報,保存期間,廃棄方法\n";
+    let rows = "OPS,給与計算データ,業務責任者 鈴木,HS,サーバ,3,3,2,有,有,無,7年,データ消去\nOPS,入館記録,総務 田中,,電子,2,2,5,有,無,無,1年以上,削除\n";
+    let sjis = encoding_rs::SHIFT_JIS.encode(&format!("{header}{rows}")).0.into_owned();
+    let r = app.with_terminal(app.http.post(app.url("/api/v1/assets/import"))).bearer_auth(&sec).body(sjis).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["line"], 3, "{body}");
+    assert_eq!(ok(app.get_as(&sec, "/api/v1/assets").await).await.as_array().unwrap().len(), 1);
+    // An unknown department is named with its line too.
+    let r = app.http.post(app.url("/api/v1/assets/import")).bearer_auth(&sec).body(format!("{header}NOPE,x,y,,紙,1,1,1,無,無,無,1年,廃棄\n")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["line"], 2);
+    let good = rows.replace(",2,2,5,", ",2,2,1,");
+    let sjis = encoding_rs::SHIFT_JIS.encode(&format!("{header}{good}")).0.into_owned();
+    let r = app.http.post(app.url("/api/v1/assets/import")).bearer_auth(&sec).body(sjis).send().await.unwrap();
+    assert_eq!(ok(r).await["imported"], 2);
+
+    // Export for Excel: BOM, the import's header, the flags as 有/無; it imports again elsewhere.
+    let csv = app.get_as(&sec, "/api/v1/assets/export").await.text().await.unwrap();
+    assert!(csv.starts_with('\u{feff}'));
+    assert!(csv.contains(header.trim()) && csv.contains("OPS,給与計算データ,業務責任者 鈴木,HS,サーバ,3,3,2,有,有,無,7年,データ消去"), "{csv}");
+    let acts = app.actions().await;
+    assert!(acts.contains(&"asset.create".to_owned()) && acts.contains(&"asset.import".to_owned()));
+}
+
+/// The asset register in the console (Chromium): a bad rating is named, a good entry listed
+/// with its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asset_register_in_console() {
+    use mamori_testkit::webdriver::Browser;
+    let app = mamori_testkit::spawn_app(mamori_testkit::Backend::Sqlite).await.unwrap();
+    assert!(app.post("/api/v1/departments", &json!({"code": "OPS", "name": "入力センター"})).await.status().is_success());
+    app.user_with("sec", &[Role::Secretariat]).await;
+    let Some(b) = Browser::start().await else { return };
+    b.goto(&app.url("/login")).await;
+    b.fill("#login", "sec").await;
+    b.fill("#password", mamori_testkit::ADMIN_PASSWORD).await;
+    b.click("#login-submit").await;
+    assert!(b.wait_for_in("#who", "sec").await);
+    b.click("#nav-registers").await;
+    for (id, v) in [("#as-department", "OPS"), ("#as-name", "委託元名簿"), ("#as-owner", "事務局 山本"), ("#as-medium", "電子"), ("#as-c", "3"), ("#as-i", "2"), ("#as-a", "9"), ("#as-retention", "契約終了まで"), ("#as-disposal", "データ消去")] {
+        b.fill(id, v).await;
+    }
+    b.click("#as-personal").await;
+    b.click("#asset-submit").await;
+    assert!(b.wait_for_in("#page-error", "a: 1, 2 or 3").await);
+    for (id, v) in [("#as-department", "OPS"), ("#as-name", "委託元名簿"), ("#as-owner", "事務局 山本"), ("#as-medium", "電子"), ("#as-c", "3"), ("#as-i", "2"), ("#as-a", "1"), ("#as-retention", "契約終了まで"), ("#as-disposal", "データ消去")] {
+        b.fill(id, v).await;
+    }
+    b.click("#as-personal").await;
+    b.click("#asset-submit").await;
+    assert!(b.wait_for_in("#asset-table", "委託元名簿").await);
+    assert!(b.text("#asset-table").await.contains("事務局 山本"));
+}

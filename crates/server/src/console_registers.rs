@@ -1,0 +1,133 @@
+//! Console pages of the management registers (issue 6, first part): the asset register
+//! (情報資産台帳) with its form, CSV import and export.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use mamori_core::registers::assets::{AssetRow, NewAsset};
+use mamori_core::registers::risk::Rating;
+use mamori_core::types::{Code, Text};
+use mamori_core::CoreError;
+
+use crate::console::{chrome, field, render, Chrome};
+use crate::{AppState, ConsoleSession};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/registers/assets", get(assets_page).post(asset_create))
+        .route("/registers/assets/import", axum::routing::post(asset_import))
+        .route("/registers/assets/export", get(asset_export))
+}
+
+/// The register as a CSV download.
+pub(crate) fn assets_csv(bytes: Vec<u8>) -> Response {
+    use axum::http::header;
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"assets.csv\""),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "assets.html")]
+struct AssetsPage<'a> {
+    c: Chrome<'a>,
+    rows: Vec<AssetRow>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn render_page(st: &AppState, s: &ConsoleSession, error: Option<String>, notice: Option<String>, status: StatusCode) -> Response {
+    match st.app.list_assets(&s.state.principal).await {
+        Ok(rows) => render(&AssetsPage { c: chrome(st, s, "registers"), rows, error, notice }, status),
+        Err(e) => crate::error::WebError::from(e).into_response(),
+    }
+}
+
+fn msg(e: CoreError) -> String {
+    match e {
+        CoreError::Invalid { field, message } => format!("{field}: {message}"),
+        other => crate::error::WebError::from(other).body.message,
+    }
+}
+
+async fn assets_page(State(st): State<AppState>, s: ConsoleSession) -> Response {
+    let _ = session!(s);
+    render_page(&st, &s, None, None, StatusCode::OK).await
+}
+
+fn parse(form: &HashMap<String, String>) -> Result<NewAsset, CoreError> {
+    let rating = |k: &str| field(form, k).trim().parse::<u8>().ok().and_then(|v| Rating::try_from(v).ok()).ok_or_else(|| CoreError::invalid(k, "1, 2 or 3"));
+    let zone = field(form, "zone");
+    Ok(NewAsset {
+        department: Code::parse("department", &field(form, "department"))?,
+        name: Text::parse("name", &field(form, "name"))?,
+        owner: Text::parse("owner", &field(form, "owner"))?,
+        zone: if zone.trim().is_empty() { None } else { Some(Code::parse("zone", &zone)?) },
+        medium: Text::parse("medium", &field(form, "medium"))?,
+        c: rating("c")?,
+        i: rating("i")?,
+        a: rating("a")?,
+        personal: form.contains_key("personal"),
+        my_number: form.contains_key("my_number"),
+        sensitive: form.contains_key("sensitive"),
+        retention: Text::parse("retention", &field(form, "retention"))?,
+        disposal: Text::parse("disposal", &field(form, "disposal"))?,
+    })
+}
+
+async fn asset_create(State(st): State<AppState>, s: ConsoleSession, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    let r = match parse(&form) {
+        Ok(a) => st.app.create_asset(&p, a).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(()) => Redirect::to("/registers/assets").into_response(),
+        Err(e) => render_page(&st, &s, Some(msg(e)), None, StatusCode::UNPROCESSABLE_ENTITY).await,
+    }
+}
+
+async fn asset_import(State(st): State<AppState>, s: ConsoleSession, mut mp: axum::extract::Multipart) -> Response {
+    let p = match crate::console::unlocked(&s) {
+        Ok(p) => p.clone(),
+        Err(r) => return r,
+    };
+    let (mut csrf, mut file) = (String::new(), Vec::new());
+    while let Ok(Some(f)) = mp.next_field().await {
+        match f.name() {
+            Some("csrf") => csrf = f.text().await.unwrap_or_default(),
+            Some("file") => file = f.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            _ => {}
+        }
+    }
+    if let Err(r) = crate::console::csrf_ok(&s, &HashMap::from([("csrf".to_owned(), csrf)])) {
+        return r;
+    }
+    let c = chrome(&st, &s, "registers");
+    match st.app.import_assets(&p, &file).await {
+        Ok(n) => {
+            let notice = Some(format!("{}: {n}", c.t("vault-imported")));
+            render_page(&st, &s, None, notice, StatusCode::OK).await
+        }
+        Err(e) => render_page(&st, &s, Some(msg(e)), None, StatusCode::UNPROCESSABLE_ENTITY).await,
+    }
+}
+
+async fn asset_export(State(st): State<AppState>, s: ConsoleSession) -> Response {
+    let p = session!(s);
+    match st.app.export_assets(&p).await {
+        Ok(b) => assets_csv(b),
+        Err(e) => crate::error::WebError::from(e).into_response(),
+    }
+}
