@@ -45,11 +45,26 @@ struct AssetsPage<'a> {
     rows: Vec<AssetRow>,
     error: Option<String>,
     notice: Option<String>,
+    /// What was typed, kept when it is refused.
+    form: HashMap<String, String>,
+}
+
+impl AssetsPage<'_> {
+    fn v(&self, k: &str) -> &str {
+        self.form.get(k).map_or("", String::as_str)
+    }
+    fn checked(&self, k: &str) -> bool {
+        self.form.contains_key(k)
+    }
 }
 
 async fn render_page(st: &AppState, s: &ConsoleSession, error: Option<String>, notice: Option<String>, status: StatusCode) -> Response {
+    render_with(st, s, error, notice, HashMap::new(), status).await
+}
+
+async fn render_with(st: &AppState, s: &ConsoleSession, error: Option<String>, notice: Option<String>, form: HashMap<String, String>, status: StatusCode) -> Response {
     match st.app.list_assets(&s.state.principal).await {
-        Ok(rows) => render(&AssetsPage { c: chrome(st, s, "registers"), rows, error, notice }, status),
+        Ok(rows) => render(&AssetsPage { c: chrome(st, s, "registers"), rows, error, notice, form }, status),
         Err(e) => crate::error::WebError::from(e).into_response(),
     }
 }
@@ -94,7 +109,11 @@ async fn asset_create(State(st): State<AppState>, s: ConsoleSession, Form(form):
     };
     match r {
         Ok(()) => Redirect::to("/registers/assets").into_response(),
-        Err(e) => render_page(&st, &s, Some(msg(e)), None, StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(e) => {
+            let mut form = form;
+            form.remove("csrf");
+            render_with(&st, &s, Some(msg(e)), None, form, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
     }
 }
 
