@@ -64,6 +64,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_assets.sql"),
         postgres: include_str!("../migrations/postgres/0006_assets.sql"),
     },
+    Migration {
+        version: 7,
+        name: "risks",
+        sqlite: include_str!("../migrations/sqlite/0007_risks.sql"),
+        postgres: include_str!("../migrations/postgres/0007_risks.sql"),
+    },
 ];
 
 #[derive(Clone, Debug)]

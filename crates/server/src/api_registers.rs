@@ -1,6 +1,6 @@
 //! Management registers of the JSON API (issue 6, first part): the asset register.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::Json;
 use mamori_core::policy::Action;
@@ -18,6 +18,13 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::POST, "/api/v1/assets", "Add an asset", Some(A::RegistersWrite), post!(create_asset)),
         r(M::POST, "/api/v1/assets/import", "Import assets (CSV, UTF-8 or Shift_JIS; a bad row rejects the file)", Some(A::RegistersWrite), post!(import_assets)),
         r(M::GET, "/api/v1/assets/export", "The asset register as CSV for Excel", Some(A::RegistersRead), get!(export_assets)),
+        r(M::GET, "/api/v1/risk/catalogue", "Threats and vulnerabilities of the risk catalogue", Some(A::RegistersRead), get!(risk_catalogue)),
+        r(M::POST, "/api/v1/risk/catalogue", "Extend the catalogue", Some(A::RegistersWrite), post!(add_catalogue_entry)),
+        r(M::GET, "/api/v1/risk/bands", "The acceptance bands (1–27 scale)", Some(A::RegistersRead), get!(risk_bands)),
+        r(M::PUT, "/api/v1/risk/bands", "Set the acceptance bands", Some(A::RegistersWrite), put!(set_risk_bands)),
+        r(M::GET, "/api/v1/risk/assessments", "Risk assessments with residual risk and acceptance (MGMT-4)", Some(A::RegistersRead), get!(list_risks)),
+        r(M::POST, "/api/v1/risk/assessments", "Assess a risk of an asset", Some(A::RegistersWrite), post!(assess_risk)),
+        r(M::POST, "/api/v1/risk/assessments/{id}/accept", "Accept a residual risk (signed by the caller, not its author)", Some(A::RegistersWrite), post!(accept_risk)),
     ]
 }
 
@@ -30,4 +37,32 @@ async fn import_assets(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal
 
 async fn export_assets(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal) -> WebResult<axum::response::Response> {
     Ok(crate::console_registers::assets_csv(st.app.export_assets(&p).await?))
+}
+
+list_handler!(risk_catalogue, risk_catalogue);
+list_handler!(list_risks, list_risks);
+create_handler!(assess_risk, mamori_core::registers::risks::NewAssessment, assess_risk);
+
+async fn add_catalogue_entry(
+    State(st): State<AppState>,
+    ApiPrincipal(p): ApiPrincipal,
+    crate::api::ApiJson(e): crate::api::ApiJson<mamori_core::registers::risks::NewCatalogueEntry>,
+) -> WebResult<StatusCode> {
+    st.app.add_catalogue_entry(&p, e).await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn risk_bands(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal) -> WebResult<Json<Value>> {
+    st.app.require(&p, mamori_core::policy::Action::RegistersRead).await?;
+    Ok(Json(json!(st.app.risk_bands().await?)))
+}
+
+async fn set_risk_bands(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, crate::api::ApiJson(b): crate::api::ApiJson<mamori_core::registers::risk::Bands>) -> WebResult<StatusCode> {
+    st.app.set_risk_bands(&p, b).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn accept_risk(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(id): Path<i64>) -> WebResult<StatusCode> {
+    st.app.accept_risk(&p, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

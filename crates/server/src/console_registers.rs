@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -22,6 +22,8 @@ pub fn routes() -> Router<AppState> {
         .route("/registers/assets", get(assets_page).post(asset_create))
         .route("/registers/assets/import", axum::routing::post(asset_import))
         .route("/registers/assets/export", get(asset_export))
+        .route("/registers/risks", get(risks_page).post(risk_create))
+        .route("/registers/risks/{id}/accept", axum::routing::post(risk_accept))
 }
 
 /// The register as a CSV download.
@@ -148,5 +150,71 @@ async fn asset_export(State(st): State<AppState>, s: ConsoleSession) -> Response
     match st.app.export_assets(&p).await {
         Ok(b) => assets_csv(b),
         Err(e) => crate::error::WebError::from(e).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "risks.html")]
+struct RisksPage<'a> {
+    c: Chrome<'a>,
+    rows: Vec<mamori_core::registers::risks::AssessmentRow>,
+    assets: Vec<AssetRow>,
+    catalogue: Vec<mamori_core::registers::risks::CatalogueEntry>,
+    bands: mamori_core::registers::risk::Bands,
+    error: Option<String>,
+}
+
+async fn risks_render(st: &AppState, s: &ConsoleSession, error: Option<String>, status: StatusCode) -> Response {
+    let p = &s.state.principal;
+    let loaded = async { Ok::<_, CoreError>((st.app.list_risks(p).await?, st.app.list_assets(p).await?, st.app.risk_catalogue(p).await?, st.app.risk_bands().await?)) }.await;
+    match loaded {
+        Ok((rows, assets, catalogue, bands)) => render(&RisksPage { c: chrome(st, s, "registers"), rows, assets, catalogue, bands, error }, status),
+        Err(e) => crate::error::WebError::from(e).into_response(),
+    }
+}
+
+async fn risks_page(State(st): State<AppState>, s: ConsoleSession) -> Response {
+    let _ = session!(s);
+    risks_render(&st, &s, None, StatusCode::OK).await
+}
+
+async fn risk_create(State(st): State<AppState>, s: ConsoleSession, Form(form): Form<HashMap<String, String>>) -> Response {
+    use mamori_core::registers::risks::{Method, NewAssessment};
+    let p = session_csrf!(s, form);
+    let rating = |k: &str| field(&form, k).trim().parse::<u8>().ok().and_then(|v| Rating::try_from(v).ok()).ok_or_else(|| CoreError::invalid(k, "1, 2 or 3"));
+    let parsed = (|| {
+        Ok::<_, CoreError>(NewAssessment {
+            asset: field(&form, "asset").trim().parse().map_err(|_| CoreError::invalid("asset", "choose an asset"))?,
+            threat: Code::parse("threat", &field(&form, "threat"))?,
+            vulnerability: Code::parse("vulnerability", &field(&form, "vulnerability"))?,
+            method: if field(&form, "method") == "ipa" { Method::Ipa } else { Method::Seed },
+            threat_rating: rating("threat_rating")?,
+            vulnerability_rating: rating("vulnerability_rating")?,
+            controls: Text::parse("controls", &field(&form, "controls"))?,
+            residual_threat: rating("residual_threat")?,
+            residual_vulnerability: rating("residual_vulnerability")?,
+        })
+    })();
+    let r = match parsed {
+        Ok(a) => st.app.assess_risk(&p, a).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(()) => Redirect::to("/registers/risks").into_response(),
+        Err(e) => risks_render(&st, &s, Some(msg(e)), StatusCode::UNPROCESSABLE_ENTITY).await,
+    }
+}
+
+async fn risk_accept(State(st): State<AppState>, s: ConsoleSession, Path(id): Path<i64>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    match st.app.accept_risk(&p, id).await {
+        Ok(()) => Redirect::to("/registers/risks").into_response(),
+        Err(e) => {
+            let m = match &e {
+                CoreError::Forbidden { rule: Some(r) } => chrome(&st, &s, "registers").t(&format!("rule-{r}")),
+                _ => msg(e),
+            };
+            risks_render(&st, &s, Some(m), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
     }
 }

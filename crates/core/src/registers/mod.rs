@@ -6,3 +6,4 @@
 pub mod appi;
 pub mod assets;
 pub mod risk;
+pub mod risks;

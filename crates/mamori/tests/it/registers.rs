@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 both_backends! {
     registers_asset_register => asset_register;
+    registers_risk_assessment => risk_assessment;
 }
 
 async fn asset_register(app: TestApp) {
@@ -91,4 +92,68 @@ async fn asset_register_in_console() {
     b.click("#asset-submit").await;
     assert!(b.wait_for_in("#asset-table", "委託元名簿").await);
     assert!(b.text("#asset-table").await.contains("事務局 山本"));
+    // Its risk, assessed on the risk page: 3 × 2 × 3 = 18, medium; the assessor cannot accept it.
+    b.click("#to-risks").await;
+    for (id, v) in [("#rk-t", "2"), ("#rk-v", "3"), ("#rk-controls", "宛先のダブルチェック"), ("#rk-rt", "2"), ("#rk-rv", "1")] {
+        b.fill(id, v).await;
+    }
+    b.click("#risk-submit").await;
+    assert!(b.wait_for_in("#risk-table", "18 (中)").await);
+    assert!(b.text("#risk-table").await.contains("6 (低)"));
+    b.click("#accept-1").await;
+    assert!(b.wait_for_in("#page-error", "自分が評価したリスクは受容できません").await);
+}
+
+/// MGMT-4: the seed's worked example (asset value 3 from C/I/A 3/2/1, threat 2, vulnerability 3:
+/// 18, medium), the IPA method, residual risk, configurable bands, an extended catalogue, and an
+/// acceptance signed by someone other than the assessor.
+async fn risk_assessment(app: TestApp) {
+    let ok = |r: reqwest::Response| async move {
+        let s = r.status();
+        let b: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(s.is_success(), "{s}: {b}");
+        b
+    };
+    ok(app.post("/api/v1/departments", &json!({"code": "OPS", "name": "入力センター"})).await).await;
+    let sec = app.user_with("sec", &[Role::Secretariat]).await;
+    let ciso = app.user_with("ciso", &[Role::Ciso]).await;
+    let aud = app.user_with("aud", &[Role::Auditor]).await;
+    let asset = ok(app.post_as(&sec, "/api/v1/assets", &json!({"department": "OPS", "name": "カード申込書", "owner": "佐藤", "medium": "紙",
+        "c": 3, "i": 2, "a": 1, "personal": true, "retention": "1年", "disposal": "溶解"})).await).await["id"].as_i64().unwrap();
+    let assess = |method: &str, t: u8, v: u8, rt: u8, rv: u8, threat: &str| json!({"asset": asset, "threat": threat, "vulnerability": "V-CHECK", "method": method,
+        "threat_rating": t, "vulnerability_rating": v, "controls": "ダブルチェック", "residual_threat": rt, "residual_vulnerability": rv});
+    let id = ok(app.post_as(&sec, "/api/v1/risk/assessments", &assess("seed", 2, 3, 2, 1, "T-MISSEND")).await).await["id"].as_i64().unwrap();
+    let list = ok(app.get_as(&aud, "/api/v1/risk/assessments").await).await;
+    assert_eq!((list[0]["value"].as_i64(), list[0]["level"].as_str()), (Some(18), Some("medium")));
+    assert_eq!((list[0]["residual_value"].as_i64(), list[0]["residual_level"].as_str()), (Some(6), Some("low")));
+    // Threat 3 × vulnerability 3 on value 3: 27, high.
+    ok(app.post_as(&sec, "/api/v1/risk/assessments", &assess("seed", 3, 3, 3, 3, "T-LOSS")).await).await;
+    assert_eq!(ok(app.get_as(&sec, "/api/v1/risk/assessments").await).await[0]["level"], "high");
+    // The IPA method: importance 3 × likelihood(threat 3, vulnerability 2) = 3 × 2 = 6.
+    ok(app.post_as(&sec, "/api/v1/risk/assessments", &assess("ipa", 3, 2, 1, 1, "T-INSIDER")).await).await;
+    let all = ok(app.get_as(&sec, "/api/v1/risk/assessments").await).await;
+    let ipa = all.as_array().unwrap().iter().find(|r| r["method"] == "ipa").unwrap();
+    assert_eq!((ipa["value"].as_i64(), ipa["residual_value"].as_i64()), (Some(6), Some(3)));
+    // Unknown catalogue entries are refused; the catalogue grows; bands are the centre's own.
+    assert_eq!(app.post_as(&sec, "/api/v1/risk/assessments", &assess("seed", 2, 3, 2, 1, "T-NOPE")).await.status(), 422);
+    assert_eq!(app.post_as(&sec, "/api/v1/risk/catalogue", &json!({"kind": "threat", "code": "T-FAX", "name": "FAX の誤送信"})).await.status(), 201);
+    ok(app.post_as(&sec, "/api/v1/risk/assessments", &assess("seed", 1, 1, 1, 1, "T-FAX")).await).await;
+    let r = app.http.put(app.url("/api/v1/risk/bands")).bearer_auth(&sec).json(&json!({"medium_from": 6, "high_from": 16})).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let list = ok(app.get_as(&sec, "/api/v1/risk/assessments").await).await;
+    let first = list.as_array().unwrap().iter().find(|r| r["id"] == id).unwrap();
+    assert_eq!(first["level"], "high", "18 is high with bands 16–27");
+    let r = app.http.put(app.url("/api/v1/risk/bands")).bearer_auth(&sec).json(&json!({"medium_from": 20, "high_from": 10})).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    // Acceptance: not by its assessor, not twice, not by a reader.
+    assert_eq!(app.post_as(&sec, &format!("/api/v1/risk/assessments/{id}/accept"), &json!({})).await.status(), 403);
+    assert_eq!(app.post_as(&aud, &format!("/api/v1/risk/assessments/{id}/accept"), &json!({})).await.status(), 403);
+    assert_eq!(app.post_as(&ciso, &format!("/api/v1/risk/assessments/{id}/accept"), &json!({})).await.status(), 204);
+    assert_eq!(app.post_as(&ciso, &format!("/api/v1/risk/assessments/{id}/accept"), &json!({})).await.status(), 409);
+    let list = ok(app.get_as(&sec, "/api/v1/risk/assessments").await).await;
+    assert_eq!(list.as_array().unwrap().iter().find(|r| r["id"] == id).unwrap()["accepted_by"], "ciso");
+    let acts = app.actions().await;
+    for a in ["risk.assess", "risk.accept", "risk.bands", "risk.catalogue"] {
+        assert!(acts.contains(&a.to_owned()), "{a}");
+    }
 }
