@@ -70,6 +70,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_risks.sql"),
         postgres: include_str!("../migrations/postgres/0007_risks.sql"),
     },
+    Migration {
+        version: 8,
+        name: "incidents",
+        sqlite: include_str!("../migrations/sqlite/0008_incidents.sql"),
+        postgres: include_str!("../migrations/postgres/0008_incidents.sql"),
+    },
 ];
 
 #[derive(Clone, Debug)]

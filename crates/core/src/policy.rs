@@ -41,6 +41,7 @@ pub enum Action {
     VaultCopies,
     RegistersRead,
     RegistersWrite,
+    IncidentsReport,
 }
 
 impl Action {
@@ -69,6 +70,7 @@ impl Action {
         Action::VaultCopies,
         Action::RegistersRead,
         Action::RegistersWrite,
+        Action::IncidentsReport,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -96,6 +98,7 @@ impl Action {
             Action::VaultCopies => "vault.copies",
             Action::RegistersRead => "registers.read",
             Action::RegistersWrite => "registers.write",
+            Action::IncidentsReport => "incidents.report",
         }
     }
 }

@@ -25,7 +25,35 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::GET, "/api/v1/risk/assessments", "Risk assessments with residual risk and acceptance (MGMT-4)", Some(A::RegistersRead), get!(list_risks)),
         r(M::POST, "/api/v1/risk/assessments", "Assess a risk of an asset", Some(A::RegistersWrite), post!(assess_risk)),
         r(M::POST, "/api/v1/risk/assessments/{id}/accept", "Accept a residual risk (signed by the caller, not its author)", Some(A::RegistersWrite), post!(accept_risk)),
+        r(M::POST, "/api/v1/incidents", "Report an incident, any hour (intake for staff and the emergency contact centre, INC-1)", Some(A::IncidentsReport), post!(report_incident)),
+        r(M::GET, "/api/v1/incidents", "Incidents", Some(A::RegistersRead), get!(list_incidents)),
+        r(M::GET, "/api/v1/incidents/{id}", "An incident with its APPI clock, draft report and timeline (INC-2)", Some(A::RegistersRead), get!(incident)),
+        r(M::PUT, "/api/v1/incidents/{id}/triage", "Triage: the facts the APPI clock needs", Some(A::RegistersWrite), put!(triage_incident)),
     ]
+}
+
+list_handler!(list_incidents, list_incidents);
+
+async fn report_incident(
+    State(st): State<AppState>,
+    ApiPrincipal(p): ApiPrincipal,
+    crate::api::ApiJson(i): crate::api::ApiJson<mamori_core::registers::incidents::NewIncident>,
+) -> WebResult<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(json!({"id": st.app.report_incident(&p, i, "api").await?}))))
+}
+
+async fn incident(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path(id): Path<i64>) -> WebResult<Json<Value>> {
+    Ok(Json(json!(st.app.incident(&p, id).await?)))
+}
+
+async fn triage_incident(
+    State(st): State<AppState>,
+    ApiPrincipal(p): ApiPrincipal,
+    Path(id): Path<i64>,
+    crate::api::ApiJson(t): crate::api::ApiJson<mamori_core::registers::incidents::Triage>,
+) -> WebResult<StatusCode> {
+    st.app.triage_incident(&p, id, t).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 list_handler!(list_assets, list_assets);

@@ -23,6 +23,8 @@ pub fn routes() -> Router<AppState> {
         .route("/registers/assets/import", axum::routing::post(asset_import))
         .route("/registers/assets/export", get(asset_export))
         .route("/registers/risks", get(risks_page).post(risk_create))
+        .route("/incidents", get(incidents_page).post(incident_create))
+        .route("/incidents/{id}", get(incident_page).post(incident_triage))
         .route("/registers/risks/{id}/accept", axum::routing::post(risk_accept))
 }
 
@@ -216,5 +218,117 @@ async fn risk_accept(State(st): State<AppState>, s: ConsoleSession, Path(id): Pa
             };
             risks_render(&st, &s, Some(m), StatusCode::UNPROCESSABLE_ENTITY).await
         }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "incidents.html")]
+struct IncidentsPage<'a> {
+    c: Chrome<'a>,
+    /// None for staff who may report but not read the register.
+    rows: Option<Vec<mamori_core::registers::incidents::IncidentRow>>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+impl IncidentsPage<'_> {
+    fn when(&self, ms: &i64) -> String {
+        crate::console_doors::jst(*ms)
+    }
+}
+
+async fn incidents_render(st: &AppState, s: &ConsoleSession, error: Option<String>, notice: Option<String>, status: StatusCode) -> Response {
+    let rows = st.app.list_incidents(&s.state.principal).await.ok();
+    render(&IncidentsPage { c: chrome(st, s, "incidents"), rows, error, notice }, status)
+}
+
+async fn incidents_page(State(st): State<AppState>, s: ConsoleSession) -> Response {
+    let _ = session!(s);
+    incidents_render(&st, &s, None, None, StatusCode::OK).await
+}
+
+async fn incident_create(State(st): State<AppState>, s: ConsoleSession, Form(form): Form<HashMap<String, String>>) -> Response {
+    use mamori_core::registers::incidents::NewIncident;
+    let p = session_csrf!(s, form);
+    let parsed = (|| {
+        Ok::<_, CoreError>(NewIncident {
+            title: Text::parse("title", &field(&form, "title"))?,
+            summary: Text::parse("summary", &field(&form, "summary"))?,
+            reporter: Text::parse("reporter", &field(&form, "reporter"))?,
+            known_at: None,
+        })
+    })();
+    match parsed {
+        Ok(i) => match st.app.report_incident(&p, i, "console").await {
+            Ok(id) => {
+                if st.app.list_incidents(&p).await.is_ok() {
+                    Redirect::to(&format!("/incidents/{id}")).into_response()
+                } else {
+                    let n = Some(format!("{} #{id}", chrome(&st, &s, "incidents").t("incident-received")));
+                    incidents_render(&st, &s, None, n, StatusCode::OK).await
+                }
+            }
+            Err(e) => incidents_render(&st, &s, Some(msg(e)), None, StatusCode::UNPROCESSABLE_ENTITY).await,
+        },
+        Err(e) => incidents_render(&st, &s, Some(msg(e)), None, StatusCode::UNPROCESSABLE_ENTITY).await,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "incident.html")]
+struct IncidentPage<'a> {
+    c: Chrome<'a>,
+    v: mamori_core::registers::incidents::IncidentView,
+    error: Option<String>,
+}
+
+impl IncidentPage<'_> {
+    fn when(&self, ms: &i64) -> String {
+        crate::console_doors::jst(*ms)
+    }
+    fn at(&self, d: &Option<chrono::DateTime<chrono::Utc>>) -> String {
+        d.map_or_else(String::new, |d| crate::console_doors::jst(d.timestamp_millis()))
+    }
+    fn grounds(&self) -> String {
+        self.v.clock.grounds.iter().map(|g| self.c.t(&format!("appi-{}", serde_json::to_value(g).ok().and_then(|v| v.as_str().map(|s| s.replace('_', "-"))).unwrap_or_default()))).collect::<Vec<_>>().join("、")
+    }
+}
+
+async fn incident_render(st: &AppState, s: &ConsoleSession, id: i64, error: Option<String>, status: StatusCode) -> Response {
+    match st.app.incident(&s.state.principal, id).await {
+        Ok(v) => render(&IncidentPage { c: chrome(st, s, "incidents"), v, error }, status),
+        Err(e) => crate::error::WebError::from(e).into_response(),
+    }
+}
+
+async fn incident_page(State(st): State<AppState>, s: ConsoleSession, Path(id): Path<i64>) -> Response {
+    let _ = session!(s);
+    incident_render(&st, &s, id, None, StatusCode::OK).await
+}
+
+async fn incident_triage(State(st): State<AppState>, s: ConsoleSession, Path(id): Path<i64>, Form(form): Form<HashMap<String, String>>) -> Response {
+    use mamori_core::registers::appi::LeakFacts;
+    use mamori_core::registers::incidents::Triage;
+    let p = session_csrf!(s, form);
+    let people = field(&form, "people").trim().parse::<u64>();
+    let r = match people {
+        Ok(people) => {
+            let on = |k: &str| form.contains_key(k);
+            let facts = LeakFacts {
+                sensitive: on("sensitive"),
+                financial_damage: on("financial_damage"),
+                improper_purpose: on("improper_purpose"),
+                people,
+                my_number: on("my_number"),
+                highly_encrypted: on("highly_encrypted"),
+                processor: on("processor"),
+            };
+            st.app.triage_incident(&p, id, Triage { facts, items: field(&form, "items"), cause: field(&form, "cause") }).await
+        }
+        Err(_) => Err(CoreError::invalid("people", "a number of people")),
+    };
+    match r {
+        Ok(()) => Redirect::to(&format!("/incidents/{id}")).into_response(),
+        Err(e) => incident_render(&st, &s, id, Some(msg(e)), StatusCode::UNPROCESSABLE_ENTITY).await,
     }
 }

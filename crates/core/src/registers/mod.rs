@@ -5,5 +5,6 @@
 
 pub mod appi;
 pub mod assets;
+pub mod incidents;
 pub mod risk;
 pub mod risks;

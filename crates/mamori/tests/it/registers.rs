@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 both_backends! {
     registers_asset_register => asset_register;
     registers_risk_assessment => risk_assessment;
+    registers_incident_clock => incident_clock;
 }
 
 async fn asset_register(app: TestApp) {
@@ -156,4 +157,84 @@ async fn risk_assessment(app: TestApp) {
     for a in ["risk.assess", "risk.accept", "risk.bands", "risk.catalogue"] {
         assert!(acts.contains(&a.to_owned()), "{a}");
     }
+}
+
+/// INC-1, INC-2: any member of staff reports (console or API) at any hour; the security office
+/// triages; the APPI clock shows the grounds and the Japan-time deadlines from the moment the
+/// centre learnt of it (test clock), the processor route, and the nine-item draft.
+async fn incident_clock(app: TestApp) {
+    let ok = |r: reqwest::Response| async move {
+        let s = r.status();
+        let b: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(s.is_success(), "{s}: {b}");
+        b
+    };
+    let op = app.user_with("op", &[Role::Operator]).await;
+    let im = app.user_with("im", &[Role::InfoManager]).await;
+    let agent = app.user_with("agent", &[Role::DoorAgent]).await;
+    let report = json!({"title": "申込書の誤送付", "summary": "委託元Aの申込書控えを別の委託元に送付", "reporter": "オペレーター 田中 (内線 123)"});
+    assert_eq!(app.post_as(&agent, "/api/v1/incidents", &report).await.status(), 403);
+    // The test clock starts 2026-04-01 00:00 UTC (09:00 JST): day 1 is April 1.
+    let id = ok(app.post_as(&op, "/api/v1/incidents", &report).await).await["id"].as_i64().unwrap();
+    assert_eq!(app.get_as(&op, &format!("/api/v1/incidents/{id}")).await.status(), 403, "reporters do not read the register");
+    let future = json!({"title": "x", "summary": "y", "reporter": "z", "known_at": "2030-01-01T00:00:00Z"});
+    assert_eq!(app.post_as(&op, "/api/v1/incidents", &future).await.status(), 422);
+    let v = ok(app.get_as(&im, &format!("/api/v1/incidents/{id}")).await).await;
+    assert_eq!(v["clock"]["reportable"], false, "nothing known yet");
+    let triage = |facts: Value| {
+        let app = &app;
+        let im = im.clone();
+        async move {
+            let r = app.http.put(app.url(&format!("/api/v1/incidents/{id}/triage"))).bearer_auth(&im)
+                .json(&json!({"facts": facts, "items": "氏名、カード番号", "cause": "封入時の取り違え"})).send().await.unwrap();
+            assert_eq!(r.status(), 204);
+            ok(app.get_as(&im, &format!("/api/v1/incidents/{id}")).await).await
+        }
+    };
+    let v = triage(json!({"financial_damage": true, "people": 3, "processor": true})).await;
+    assert_eq!(v["clock"]["grounds"], json!(["financial_damage"]));
+    assert_eq!(v["clock"]["preliminary_by"], "2026-04-05T14:59:59.999Z");
+    assert_eq!(v["clock"]["final_by"], "2026-04-30T14:59:59.999Z");
+    assert_eq!(v["clock"]["processor_may_notify_client"], true);
+    let draft = v["draft"].as_str().unwrap();
+    assert!(draft.contains("(3) 漏えい等が発生し、又は発生したおそれがある個人データに係る本人の数: 3人") && draft.contains("(4) 原因: 封入時の取り違え") && draft.contains("(9)"), "{draft}");
+    let v = triage(json!({"improper_purpose": true, "my_number": true, "people": 2})).await;
+    assert_eq!(v["clock"]["grounds"], json!(["improper_purpose", "my_number_improper_purpose"]));
+    assert_eq!(v["clock"]["final_by"], "2026-05-30T14:59:59.999Z", "60 days");
+    let v = triage(json!({"sensitive": true, "people": 5000, "highly_encrypted": true})).await;
+    assert_eq!(v["clock"]["reportable"], false, "high encryption exempts");
+    assert_eq!(v["timeline"].as_array().unwrap().len(), 4);
+    let r = app.http.put(app.url(&format!("/api/v1/incidents/{id}/triage"))).bearer_auth(&op).json(&json!({"facts": {}})).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let acts = app.actions().await;
+    assert!(acts.contains(&"incident.report".to_owned()) && acts.contains(&"incident.triage".to_owned()));
+}
+
+/// The incident intake and its APPI clock in the console (Chromium).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_in_console() {
+    use mamori_testkit::webdriver::Browser;
+    let app = mamori_testkit::spawn_app(mamori_testkit::Backend::Sqlite).await.unwrap();
+    app.user_with("im", &[Role::InfoManager]).await;
+    let Some(b) = Browser::start().await else { return };
+    b.goto(&app.url("/login")).await;
+    b.fill("#login", "im").await;
+    b.fill("#password", mamori_testkit::ADMIN_PASSWORD).await;
+    b.click("#login-submit").await;
+    assert!(b.wait_for_in("#who", "im").await);
+    b.click("#nav-incidents").await;
+    b.fill("#in-title", "USB メモリの紛失").await;
+    b.fill("#in-summary", "給与データを含む USB メモリを社外で紛失").await;
+    b.fill("#in-reporter", "事務局 山本").await;
+    b.click("#incident-submit").await;
+    assert!(b.wait_for_in("#appi-reportable", "報告対象ではありません").await);
+    b.fill("#tr-people", "1200").await;
+    b.fill("#tr-cause", "持ち出し管理の不備").await;
+    b.click("#triage-submit").await;
+    assert!(b.wait_for_in("#appi-reportable", "1,000人超").await);
+    assert!(b.text("#appi-final").await.contains("2026-04-30"), "{}", b.text("#appi-final").await);
+    assert!(b.text("#appi-draft").await.contains("1200人"));
+    b.fill("#tr-people", "many").await;
+    b.click("#triage-submit").await;
+    assert!(b.wait_for_in("#page-error", "people").await);
 }
