@@ -76,6 +76,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_incidents.sql"),
         postgres: include_str!("../migrations/postgres/0008_incidents.sql"),
     },
+    Migration {
+        version: 9,
+        name: "policy_documents",
+        sqlite: include_str!("../migrations/sqlite/0009_policy_documents.sql"),
+        postgres: include_str!("../migrations/postgres/0009_policy_documents.sql"),
+    },
 ];
 
 #[derive(Clone, Debug)]

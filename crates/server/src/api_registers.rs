@@ -29,7 +29,25 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::GET, "/api/v1/incidents", "Incidents", Some(A::RegistersRead), get!(list_incidents)),
         r(M::GET, "/api/v1/incidents/{id}", "An incident with its APPI clock, draft report and timeline (INC-2)", Some(A::RegistersRead), get!(incident)),
         r(M::PUT, "/api/v1/incidents/{id}/triage", "Triage: the facts the APPI clock needs", Some(A::RegistersWrite), put!(triage_incident)),
+        r(M::GET, "/api/v1/policy-documents", "The policy set with versions in force and yearly review (MGMT-1)", Some(A::RegistersRead), get!(list_documents)),
+        r(M::POST, "/api/v1/policy-documents", "Draft a new version of a policy document", Some(A::RegistersWrite), post!(draft_document)),
+        r(M::POST, "/api/v1/policy-documents/{code}/versions/{version}/approve", "The CISO approves a version (not their own draft)", Some(A::RegistersWrite), post!(approve_document)),
     ]
+}
+
+list_handler!(list_documents, list_documents);
+
+async fn draft_document(
+    State(st): State<AppState>,
+    ApiPrincipal(p): ApiPrincipal,
+    crate::api::ApiJson(d): crate::api::ApiJson<mamori_core::registers::documents::NewDraft>,
+) -> WebResult<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(json!({"version": st.app.draft_document(&p, d).await?}))))
+}
+
+async fn approve_document(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path((code, version)): Path<(String, i64)>) -> WebResult<StatusCode> {
+    st.app.approve_document(&p, &code, version).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 list_handler!(list_incidents, list_incidents);

@@ -24,6 +24,8 @@ pub fn routes() -> Router<AppState> {
         .route("/registers/assets/export", get(asset_export))
         .route("/registers/risks", get(risks_page).post(risk_create))
         .route("/incidents", get(incidents_page).post(incident_create))
+        .route("/registers/documents", get(documents_page).post(document_draft))
+        .route("/registers/documents/{code}/{version}/approve", axum::routing::post(document_approve))
         .route("/incidents/{id}", get(incident_page).post(incident_triage))
         .route("/registers/risks/{id}/accept", axum::routing::post(risk_accept))
 }
@@ -330,5 +332,58 @@ async fn incident_triage(State(st): State<AppState>, s: ConsoleSession, Path(id)
     match r {
         Ok(()) => Redirect::to(&format!("/incidents/{id}")).into_response(),
         Err(e) => incident_render(&st, &s, id, Some(msg(e)), StatusCode::UNPROCESSABLE_ENTITY).await,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "documents.html")]
+struct DocumentsPage<'a> {
+    c: Chrome<'a>,
+    rows: Vec<mamori_core::registers::documents::DocumentRow>,
+    error: Option<String>,
+}
+
+impl DocumentsPage<'_> {
+    fn when(&self, ms: &Option<i64>) -> String {
+        ms.map_or_else(String::new, crate::console_doors::jst)
+    }
+}
+
+async fn documents_render(st: &AppState, s: &ConsoleSession, error: Option<String>, status: StatusCode) -> Response {
+    match st.app.list_documents(&s.state.principal).await {
+        Ok(rows) => render(&DocumentsPage { c: chrome(st, s, "registers"), rows, error }, status),
+        Err(e) => crate::error::WebError::from(e).into_response(),
+    }
+}
+
+async fn documents_page(State(st): State<AppState>, s: ConsoleSession) -> Response {
+    let _ = session!(s);
+    documents_render(&st, &s, None, StatusCode::OK).await
+}
+
+async fn document_draft(State(st): State<AppState>, s: ConsoleSession, Form(form): Form<HashMap<String, String>>) -> Response {
+    use mamori_core::registers::documents::NewDraft;
+    let p = session_csrf!(s, form);
+    let r = match (Code::parse("code", &field(&form, "code")), Text::parse("title", &field(&form, "title"))) {
+        (Ok(code), Ok(title)) => st.app.draft_document(&p, NewDraft { code, title, body: field(&form, "body") }).await.map(|_| ()),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    match r {
+        Ok(()) => Redirect::to("/registers/documents").into_response(),
+        Err(e) => documents_render(&st, &s, Some(msg(e)), StatusCode::UNPROCESSABLE_ENTITY).await,
+    }
+}
+
+async fn document_approve(State(st): State<AppState>, s: ConsoleSession, Path((code, version)): Path<(String, i64)>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let p = session_csrf!(s, form);
+    match st.app.approve_document(&p, &code, version).await {
+        Ok(()) => Redirect::to("/registers/documents").into_response(),
+        Err(e) => {
+            let m = match &e {
+                CoreError::Forbidden { rule: Some(r) } => chrome(&st, &s, "registers").t(&format!("rule-{r}")),
+                _ => msg(e),
+            };
+            documents_render(&st, &s, Some(m), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod appi;
 pub mod assets;
+pub mod documents;
 pub mod incidents;
 pub mod risk;
 pub mod risks;

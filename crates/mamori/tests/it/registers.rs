@@ -9,6 +9,7 @@ both_backends! {
     registers_asset_register => asset_register;
     registers_risk_assessment => risk_assessment;
     registers_incident_clock => incident_clock;
+    registers_policy_documents => policy_documents;
 }
 
 async fn asset_register(app: TestApp) {
@@ -103,6 +104,15 @@ async fn asset_register_in_console() {
     assert!(b.text("#risk-table").await.contains("6 (低)"));
     b.click("#accept-1").await;
     assert!(b.wait_for_in("#page-error", "自分が評価したリスクは受容できません").await);
+    // A policy document drafted in the console waits for the CISO.
+    b.goto(&app.url("/registers/documents")).await;
+    b.fill("#doc-code", "PPP").await;
+    b.fill("#doc-title-in", "個人情報保護方針").await;
+    b.fill("#doc-body", "当社は個人情報を適切に取り扱います。").await;
+    b.click("#doc-submit").await;
+    assert!(b.wait_for_in("#doc-PPP", "見直し期限切れ").await);
+    b.click("#doc-approve-PPP").await;
+    assert!(b.wait_for_in("#page-error", "CISO だけ").await);
 }
 
 /// MGMT-4: the seed's worked example (asset value 3 from C/I/A 3/2/1, threat 2, vulnerability 3:
@@ -237,4 +247,32 @@ async fn incident_in_console() {
     b.fill("#tr-people", "many").await;
     b.click("#triage-submit").await;
     assert!(b.wait_for_in("#page-error", "people").await);
+}
+
+/// MGMT-1: the policy set, versioned, approved by the CISO (never their own draft), and a review
+/// overdue a year after the last approval (test clock).
+async fn policy_documents(app: TestApp) {
+    let sec = app.user_with("sec", &[Role::Secretariat]).await;
+    let ciso = app.user_with("ciso", &[Role::Ciso]).await;
+    let draft = json!({"code": "ISP", "title": "情報セキュリティ基本方針", "body": "当社は、お客様からお預かりした情報を…"});
+    let r = app.post_as(&sec, "/api/v1/policy-documents", &draft).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["version"], 1);
+    assert_eq!(app.post_as(&sec, "/api/v1/policy-documents", &json!({"code": "ISP", "title": "x", "body": " "})).await.status(), 422);
+    let (s1, s2) = (
+        app.post_as(&sec, "/api/v1/policy-documents/ISP/versions/1/approve", &json!({})).await.status(),
+        app.post_as(&ciso, "/api/v1/policy-documents/ISP/versions/1/approve", &json!({})).await.status(),
+    );
+    assert_eq!((s1.as_u16(), s2.as_u16()), (403, 204), "only the CISO approves");
+    let list: Value = app.get_as(&sec, "/api/v1/policy-documents").await.json().await.unwrap();
+    assert_eq!((list[0]["version"].as_i64(), list[0]["overdue"].as_bool(), list[0]["draft"].is_null()), (Some(1), Some(false), true));
+    // The CISO's own revision needs another approver (none here: it stays a draft).
+    let r = app.post_as(&ciso, "/api/v1/policy-documents", &json!({"code": "ISP", "title": "情報セキュリティ基本方針", "body": "改訂版"})).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["version"], 2);
+    let r = app.post_as(&ciso, "/api/v1/policy-documents/ISP/versions/2/approve", &json!({})).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["rule"], "nobody-approves-own-draft");
+    app.clock.advance(chrono::Duration::days(366));
+    let list: Value = app.get_as(&sec, "/api/v1/policy-documents").await.json().await.unwrap();
+    assert_eq!((list[0]["version"].as_i64(), list[0]["draft"].as_i64(), list[0]["overdue"].as_bool()), (Some(1), Some(2), Some(true)));
+    let acts = app.actions().await;
+    assert!(acts.contains(&"policy_doc.draft".to_owned()) && acts.contains(&"policy_doc.approve".to_owned()));
 }
