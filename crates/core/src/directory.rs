@@ -526,6 +526,28 @@ impl Mamori {
     }
 }
 
+/// Encodes rows as CSV that Excel opens correctly: UTF-8 with BOM, CRLF line ends, and any cell
+/// that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`) kept as text with a `'`.
+pub fn encode_csv<I, R, S>(rows: I) -> Result<Vec<u8>>
+where
+    I: IntoIterator<Item = R>,
+    R: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut w = csv::WriterBuilder::new().flexible(true).terminator(csv::Terminator::CRLF).from_writer(Vec::from(&b"\xEF\xBB\xBF"[..]));
+    for row in rows {
+        let cells: Vec<String> = row
+            .into_iter()
+            .map(|c| {
+                let c = c.as_ref();
+                if c.starts_with(['=', '+', '-', '@']) { format!("'{c}") } else { c.to_owned() }
+            })
+            .collect();
+        w.write_record(&cells).map_err(|e| CoreError::Internal(e.to_string()))?;
+    }
+    w.into_inner().map_err(|e| CoreError::Internal(e.to_string()))
+}
+
 /// Decodes an uploaded CSV: UTF-8 (with or without BOM) or Shift_JIS (as HR systems export it).
 pub fn decode_csv(bytes: &[u8]) -> Result<String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -656,6 +678,12 @@ impl Mamori {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_for_excel_is_quoted_and_never_formulas() {
+        let out = String::from_utf8(encode_csv([["山田, 太郎", "=HYPERLINK(\"x\")", "090-1234"]]).unwrap()).unwrap();
+        assert_eq!(out, "\u{feff}\"山田, 太郎\",\"'=HYPERLINK(\"\"x\"\")\",090-1234\r\n");
+    }
 
     #[test]
     fn roster_in_japanese_headers_and_shift_jis() {

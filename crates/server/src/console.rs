@@ -214,6 +214,55 @@ impl Errs {
     }
 }
 
+/// A file to download (never cached), with any extra headers.
+pub(crate) fn attachment(content_type: &'static str, file_name: &str, bytes: Vec<u8>, extra: &[(&'static str, String)]) -> Response {
+    let mut r = (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response();
+    for (k, v) in extra {
+        if let (Ok(k), Ok(v)) = (axum::http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
+}
+
+/// A CSV upload form (`csrf` and `file` fields) of an unlocked session: its principal and bytes.
+pub(crate) async fn csv_upload(s: &ConsoleSession, mut mp: Multipart) -> Result<(Principal, Vec<u8>), Response> {
+    let p = unlocked(s)?.clone();
+    let (mut csrf, mut file) = (String::new(), Vec::new());
+    while let Ok(Some(f)) = mp.next_field().await {
+        match f.name() {
+            Some("csrf") => csrf = f.text().await.unwrap_or_default(),
+            Some("file") => file = f.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            _ => {}
+        }
+    }
+    csrf_ok(s, &HashMap::from([("csrf".to_owned(), csrf)]))?;
+    Ok((p, file))
+}
+
+/// What to tell a person about a refused operation: the rule that refused it in their language,
+/// the field at fault, the line of an import, or the API's safe message.
+pub(crate) fn error_text(c: &Chrome<'_>, e: CoreError) -> String {
+    match e {
+        CoreError::Forbidden { rule: Some(r) } => {
+            let k = format!("rule-{r}");
+            let t = c.t(&k);
+            if t == k { format!("{} ({r})", c.t("denied")) } else { t }
+        }
+        CoreError::Invalid { field, message } => format!("{field}: {message}"),
+        CoreError::Import { line, message } => format!("{} {line}: {message}", c.t("vault-import-line")),
+        other => crate::error::WebError::from(other).body.message,
+    }
+}
+
 pub(crate) fn field(form: &HashMap<String, String>, k: &str) -> String {
     form.get(k).cloned().unwrap_or_default()
 }
@@ -513,24 +562,11 @@ async fn people_create(State(st): State<AppState>, s: ConsoleSession, Form(form)
     people_render(&st, &s, e.0, form, page_error, None, StatusCode::UNPROCESSABLE_ENTITY).await
 }
 
-async fn people_import(State(st): State<AppState>, s: ConsoleSession, mut mp: Multipart) -> Response {
-    let p = match unlocked(&s) {
-        Ok(p) => p.clone(),
+async fn people_import(State(st): State<AppState>, s: ConsoleSession, mp: Multipart) -> Response {
+    let (p, file) = match csv_upload(&s, mp).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let mut csrf = String::new();
-    let mut file = Vec::new();
-    while let Ok(Some(f)) = mp.next_field().await {
-        match f.name() {
-            Some("csrf") => csrf = f.text().await.unwrap_or_default(),
-            Some("file") => file = f.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
-            _ => {}
-        }
-    }
-    let form = HashMap::from([("csrf".to_owned(), csrf)]);
-    if let Err(r) = csrf_ok(&s, &form) {
-        return r;
-    }
     match st.app.import_people(&p, &file).await {
         Ok(rep) => {
             let msg = format!("{}: +{} / {}", st.i18n.t(&s.state.lang, "people-imported"), rep.created, rep.updated);

@@ -14,7 +14,7 @@ use mamori_core::registers::risk::Rating;
 use mamori_core::types::{Code, Text};
 use mamori_core::CoreError;
 
-use crate::console::{chrome, field, render, Chrome};
+use crate::console::{attachment, chrome, error_text, field, render, Chrome};
 use crate::{AppState, ConsoleSession};
 
 pub fn routes() -> Router<AppState> {
@@ -32,16 +32,7 @@ pub fn routes() -> Router<AppState> {
 
 /// The register as a CSV download.
 pub(crate) fn assets_csv(bytes: Vec<u8>) -> Response {
-    use axum::http::header;
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"assets.csv\""),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        bytes,
-    )
-        .into_response()
+    attachment("text/csv; charset=utf-8", "assets.csv", bytes, &[])
 }
 
 #[derive(Template)]
@@ -75,12 +66,6 @@ async fn render_with(st: &AppState, s: &ConsoleSession, error: Option<String>, n
     }
 }
 
-fn msg(e: CoreError) -> String {
-    match e {
-        CoreError::Invalid { field, message } => format!("{field}: {message}"),
-        other => crate::error::WebError::from(other).body.message,
-    }
-}
 
 async fn assets_page(State(st): State<AppState>, s: ConsoleSession) -> Response {
     let _ = session!(s);
@@ -118,34 +103,23 @@ async fn asset_create(State(st): State<AppState>, s: ConsoleSession, Form(form):
         Err(e) => {
             let mut form = form;
             form.remove("csrf");
-            render_with(&st, &s, Some(msg(e)), None, form, StatusCode::UNPROCESSABLE_ENTITY).await
+            render_with(&st, &s, Some(error_text(&chrome(&st, &s, "registers"), e)), None, form, StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
 }
 
-async fn asset_import(State(st): State<AppState>, s: ConsoleSession, mut mp: axum::extract::Multipart) -> Response {
-    let p = match crate::console::unlocked(&s) {
-        Ok(p) => p.clone(),
+async fn asset_import(State(st): State<AppState>, s: ConsoleSession, mp: axum::extract::Multipart) -> Response {
+    let (p, file) = match crate::console::csv_upload(&s, mp).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let (mut csrf, mut file) = (String::new(), Vec::new());
-    while let Ok(Some(f)) = mp.next_field().await {
-        match f.name() {
-            Some("csrf") => csrf = f.text().await.unwrap_or_default(),
-            Some("file") => file = f.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
-            _ => {}
-        }
-    }
-    if let Err(r) = crate::console::csrf_ok(&s, &HashMap::from([("csrf".to_owned(), csrf)])) {
-        return r;
-    }
     let c = chrome(&st, &s, "registers");
     match st.app.import_assets(&p, &file).await {
         Ok(n) => {
             let notice = Some(format!("{}: {n}", c.t("vault-imported")));
             render_page(&st, &s, None, notice, StatusCode::OK).await
         }
-        Err(e) => render_page(&st, &s, Some(msg(e)), None, StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(e) => render_page(&st, &s, Some(error_text(&chrome(&st, &s, "registers"), e)), None, StatusCode::UNPROCESSABLE_ENTITY).await,
     }
 }
 
@@ -205,7 +179,7 @@ async fn risk_create(State(st): State<AppState>, s: ConsoleSession, Form(form): 
     };
     match r {
         Ok(()) => Redirect::to("/registers/risks").into_response(),
-        Err(e) => risks_render(&st, &s, Some(msg(e)), StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(e) => risks_render(&st, &s, Some(error_text(&chrome(&st, &s, "registers"), e)), StatusCode::UNPROCESSABLE_ENTITY).await,
     }
 }
 
@@ -213,13 +187,7 @@ async fn risk_accept(State(st): State<AppState>, s: ConsoleSession, Path(id): Pa
     let p = session_csrf!(s, form);
     match st.app.accept_risk(&p, id).await {
         Ok(()) => Redirect::to("/registers/risks").into_response(),
-        Err(e) => {
-            let m = match &e {
-                CoreError::Forbidden { rule: Some(r) } => chrome(&st, &s, "registers").t(&format!("rule-{r}")),
-                _ => msg(e),
-            };
-            risks_render(&st, &s, Some(m), StatusCode::UNPROCESSABLE_ENTITY).await
-        }
+        Err(e) => risks_render(&st, &s, Some(error_text(&chrome(&st, &s, "registers"), e)), StatusCode::UNPROCESSABLE_ENTITY).await,
     }
 }
 
@@ -270,9 +238,9 @@ async fn incident_create(State(st): State<AppState>, s: ConsoleSession, Form(for
                     incidents_render(&st, &s, None, n, StatusCode::OK).await
                 }
             }
-            Err(e) => incidents_render(&st, &s, Some(msg(e)), None, StatusCode::UNPROCESSABLE_ENTITY).await,
+            Err(e) => incidents_render(&st, &s, Some(error_text(&chrome(&st, &s, "registers"), e)), None, StatusCode::UNPROCESSABLE_ENTITY).await,
         },
-        Err(e) => incidents_render(&st, &s, Some(msg(e)), None, StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(e) => incidents_render(&st, &s, Some(error_text(&chrome(&st, &s, "registers"), e)), None, StatusCode::UNPROCESSABLE_ENTITY).await,
     }
 }
 
@@ -331,7 +299,7 @@ async fn incident_triage(State(st): State<AppState>, s: ConsoleSession, Path(id)
     };
     match r {
         Ok(()) => Redirect::to(&format!("/incidents/{id}")).into_response(),
-        Err(e) => incident_render(&st, &s, id, Some(msg(e)), StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(e) => incident_render(&st, &s, id, Some(error_text(&chrome(&st, &s, "registers"), e)), StatusCode::UNPROCESSABLE_ENTITY).await,
     }
 }
 
@@ -345,7 +313,7 @@ struct DocumentsPage<'a> {
 
 impl DocumentsPage<'_> {
     fn when(&self, ms: &Option<i64>) -> String {
-        ms.map_or_else(String::new, crate::console_doors::jst)
+        crate::console_doors::jst_opt(ms)
     }
 }
 
@@ -370,7 +338,7 @@ async fn document_draft(State(st): State<AppState>, s: ConsoleSession, Form(form
     };
     match r {
         Ok(()) => Redirect::to("/registers/documents").into_response(),
-        Err(e) => documents_render(&st, &s, Some(msg(e)), StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(e) => documents_render(&st, &s, Some(error_text(&chrome(&st, &s, "registers"), e)), StatusCode::UNPROCESSABLE_ENTITY).await,
     }
 }
 
@@ -378,12 +346,6 @@ async fn document_approve(State(st): State<AppState>, s: ConsoleSession, Path((c
     let p = session_csrf!(s, form);
     match st.app.approve_document(&p, &code, version).await {
         Ok(()) => Redirect::to("/registers/documents").into_response(),
-        Err(e) => {
-            let m = match &e {
-                CoreError::Forbidden { rule: Some(r) } => chrome(&st, &s, "registers").t(&format!("rule-{r}")),
-                _ => msg(e),
-            };
-            documents_render(&st, &s, Some(m), StatusCode::UNPROCESSABLE_ENTITY).await
-        }
+        Err(e) => documents_render(&st, &s, Some(error_text(&chrome(&st, &s, "registers"), e)), StatusCode::UNPROCESSABLE_ENTITY).await,
     }
 }

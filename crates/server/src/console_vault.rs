@@ -19,7 +19,7 @@ use mamori_core::types::Code;
 use mamori_core::vault::{AccessList, FieldRow, NewGrant, RecordRow};
 use mamori_core::CoreError;
 
-use crate::console::{chrome, field, render, Chrome};
+use crate::console::{attachment, chrome, error_text, field, render, Chrome};
 use crate::{AppState, ConsoleSession};
 
 pub fn routes() -> Router<AppState> {
@@ -47,24 +47,6 @@ pub fn routes() -> Router<AppState> {
         .route("/terminals/{code}/revoke", post(terminal_revoke))
         .route("/handovers/{id}/sign", post(handover_sign))
         .route("/vault/{business}/entries/{id}", get(entry_page).post(entry_resolve))
-}
-
-fn message(c: &Chrome<'_>, e: &CoreError) -> String {
-    match e {
-        CoreError::Forbidden { rule: Some(r) } => {
-            let k = format!("rule-{r}");
-            let t = c.t(&k);
-            if t == k { format!("{} ({r})", c.t("denied")) } else { t }
-        }
-        CoreError::Invalid { field, message } => format!("{field}: {message}"),
-        other => crate::error::WebError::from(match other {
-            CoreError::NotFound(w) => CoreError::NotFound(w),
-            CoreError::Conflict(m) => CoreError::Conflict(m.clone()),
-            _ => CoreError::Internal(String::new()),
-        })
-        .body
-        .message,
-    }
 }
 
 #[derive(Template)]
@@ -129,33 +111,23 @@ impl BusinessPage<'_> {
     }
 }
 
-async fn business_render(st: &AppState, s: &ConsoleSession, business: &str, error: Option<String>, status: StatusCode) -> Response {
-    business_render_with(st, s, business, error, None, None, status).await
-}
-
-async fn business_render_with(
-    st: &AppState,
-    s: &ConsoleSession,
-    business: &str,
+/// What a business page shows besides its data.
+#[derive(Default)]
+struct Extras {
     error: Option<String>,
     notice: Option<String>,
+    /// The equality search shown (field, value).
     search: Option<(String, String)>,
-    status: StatusCode,
-) -> Response {
-    business_render_full(st, s, business, error, notice, search, None, status).await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn business_render_full(
-    st: &AppState,
-    s: &ConsoleSession,
-    business: &str,
-    error: Option<String>,
-    notice: Option<String>,
-    search: Option<(String, String)>,
+    /// A deletion certificate just issued.
     certificate: Option<i64>,
-    status: StatusCode,
-) -> Response {
+}
+
+async fn business_render(st: &AppState, s: &ConsoleSession, business: &str, error: Option<String>, status: StatusCode) -> Response {
+    business_view(st, s, business, Extras { error, ..Extras::default() }, status).await
+}
+
+async fn business_view(st: &AppState, s: &ConsoleSession, business: &str, x: Extras, status: StatusCode) -> Response {
+    let Extras { error, notice, search, certificate } = x;
     let p = &s.state.principal;
     let c = chrome(st, s, "vault");
     let fields = match st.app.list_fields(p, business).await {
@@ -168,9 +140,9 @@ async fn business_render_full(
     };
     let (records, records_error) = match listed {
         Ok(r) => (r, None),
-        Err(e) => (Vec::new(), Some(message(&c, &e))),
+        Err(e) => (Vec::new(), Some(error_text(&c, e))),
     };
-    let page_my_number = st.app.list_businesses(p).await.ok().and_then(|bs| bs.into_iter().find(|b| b.code == business)).is_some_and(|b| b.my_number);
+    let (double_entry, my_number) = st.app.business_flags(p, business).await.unwrap_or((false, false));
     let page = BusinessPage {
         c,
         business: business.to_owned(),
@@ -181,13 +153,13 @@ async fn business_render_full(
         ops: Op::ALL,
         error,
         notice,
-        double_entry: st.app.double_entry(p, business).await.unwrap_or(false),
+        double_entry,
         mismatches: st.app.list_mismatches(p, business).await.unwrap_or_default(),
         search,
         copies: st.app.list_copies(p, business).await.unwrap_or_default(),
         can_approve_copies: st.app.require(p, mamori_core::policy::Action::VaultCopies).await.is_ok(),
         copy_ops: [Op::Download, Op::Print, Op::Copy, Op::Duplicate],
-        my_number: page_my_number,
+        my_number,
         can_manage: st.app.require(p, mamori_core::policy::Action::VaultSchema).await.is_ok(),
         certificate,
     };
@@ -205,7 +177,7 @@ async fn business_page(State(st): State<AppState>, s: ConsoleSession, Path(busin
         (Some(f), Some(v)) if !v.trim().is_empty() => Some((f.clone(), v.clone())),
         _ => None,
     };
-    business_render_with(&st, &s, &business, None, notice, search, StatusCode::OK).await
+    business_view(&st, &s, &business, Extras { notice, search, ..Extras::default() }, StatusCode::OK).await
 }
 
 fn values_of(form: &HashMap<String, String>) -> BTreeMap<String, String> {
@@ -223,10 +195,7 @@ async fn entry_submit(State(st): State<AppState>, s: ConsoleSession, Path(busine
             };
             Redirect::to(&format!("/vault/{}?entry={state}", urlencoding::encode(&business))).into_response()
         }
-        Err(e) => {
-            let msg = message(&chrome(&st, &s, "vault"), &e);
-            business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
-        }
+        Err(e) => back_or_error(&st, &s, &business, Err::<(), _>(e)).await,
     }
 }
 
@@ -244,7 +213,7 @@ async fn entry_render(st: &AppState, s: &ConsoleSession, business: &str, id: i64
     let c = chrome(st, s, "vault");
     let (detail, error) = match st.app.mismatch_detail(p, business, id).await {
         Ok(d) => (Some(d), error),
-        Err(e) => (None, Some(error.unwrap_or_else(|| message(&c, &e)))),
+        Err(e) => (None, Some(error.unwrap_or_else(|| error_text(&c, e)))),
     };
     render(&EntryPage { c, business: business.to_owned(), detail, error }, status)
 }
@@ -261,7 +230,7 @@ async fn entry_resolve(State(st): State<AppState>, s: ConsoleSession, Path((busi
     match st.app.resolve_mismatch(&p, &business, id, values).await {
         Ok(_) => Redirect::to(&format!("/vault/{}?entry=resolved", urlencoding::encode(&business))).into_response(),
         Err(e) => {
-            let msg = message(&chrome(&st, &s, "vault"), &e);
+            let msg = error_text(&chrome(&st, &s, "vault"), e);
             entry_render(&st, &s, &business, id, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
@@ -269,13 +238,8 @@ async fn entry_resolve(State(st): State<AppState>, s: ConsoleSession, Path((busi
 
 async fn record_create(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
     let p = session_csrf!(s, form);
-    match st.app.create_record(&p, &business, values_of(&form)).await {
-        Ok(_) => Redirect::to(&format!("/vault/{}", urlencoding::encode(&business))).into_response(),
-        Err(e) => {
-            let msg = message(&chrome(&st, &s, "vault"), &e);
-            business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
-        }
-    }
+    let r = st.app.create_record(&p, &business, values_of(&form)).await;
+    back_or_error(&st, &s, &business, r).await
 }
 
 #[derive(Template)]
@@ -292,7 +256,7 @@ async fn reveal(State(st): State<AppState>, s: ConsoleSession, Path(business): P
     let c = chrome(&st, &s, "vault");
     let (value, error) = match st.app.reveal(&p, &business, &field(&form, "uid"), &field(&form, "field"), &field(&form, "purpose")).await {
         Ok(v) => (Some(v.value), None),
-        Err(e) => (None, Some(message(&c, &e))),
+        Err(e) => (None, Some(error_text(&c, e))),
     };
     render(&RevealPartial { value, error }, StatusCode::OK)
 }
@@ -301,69 +265,37 @@ async fn grant_create(State(st): State<AppState>, s: ConsoleSession, Path(busine
     let ops: Vec<Op> = form.iter().filter(|(k, _)| k == "ops").filter_map(|(_, v)| v.parse().ok()).collect();
     let form: HashMap<String, String> = form.into_iter().filter(|(k, _)| k != "ops").collect();
     let p = session_csrf!(s, form);
-    let c = chrome(&st, &s, "vault");
-    let result = match (Text::parse("purpose", &field(&form, "purpose")), field(&form, "hours").trim().parse::<i64>()) {
-        (Ok(purpose), Ok(hours)) => st.app.grant(&p, &business, NewGrant { login: field(&form, "login"), ops, purpose, hours, second_approver: form.contains_key("second_approver") }).await.map(|_| ()),
+    let r = match (Text::parse("purpose", &field(&form, "purpose")), field(&form, "hours").trim().parse::<i64>()) {
+        (Ok(purpose), Ok(hours)) => st.app.grant(&p, &business, NewGrant { login: field(&form, "login"), ops, purpose, hours, second_approver: form.contains_key("second_approver") }).await,
         (Err(e), _) => Err(e),
         (_, Err(_)) => Err(CoreError::invalid("hours", "a number of hours")),
     };
-    match result {
-        Ok(()) => Redirect::to(&format!("/vault/{}", urlencoding::encode(&business))).into_response(),
-        Err(e) => {
-            let msg = message(&c, &e);
-            business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
-        }
-    }
+    back_or_error(&st, &s, &business, r).await
 }
 
 async fn grant_approve(State(st): State<AppState>, s: ConsoleSession, Path((business, id)): Path<(String, i64)>, Form(form): Form<HashMap<String, String>>) -> Response {
     let p = session_csrf!(s, form);
-    match st.app.approve_grant(&p, id).await {
-        Ok(()) => Redirect::to(&format!("/vault/{}", urlencoding::encode(&business))).into_response(),
-        Err(e) => {
-            let msg = message(&chrome(&st, &s, "vault"), &e);
-            business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
-        }
-    }
+    let r = st.app.approve_grant(&p, id).await;
+    back_or_error(&st, &s, &business, r).await
 }
 
 async fn grant_revoke(State(st): State<AppState>, s: ConsoleSession, Path((business, id)): Path<(String, i64)>, Form(form): Form<HashMap<String, String>>) -> Response {
     let p = session_csrf!(s, form);
-    match st.app.revoke_grant(&p, id).await {
-        Ok(()) => Redirect::to(&format!("/vault/{}", urlencoding::encode(&business))).into_response(),
-        Err(e) => {
-            let msg = message(&chrome(&st, &s, "vault"), &e);
-            business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
-        }
-    }
+    let r = st.app.revoke_grant(&p, id).await;
+    back_or_error(&st, &s, &business, r).await
 }
 
 /// An encrypted export as a download; its SHA-256 and register line travel in headers.
 pub(crate) fn age_download(x: Export) -> Response {
-    use axum::http::header;
-    let disposition = format!("attachment; filename=\"{}\"", x.file_name);
-    (
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (header::CONTENT_DISPOSITION, disposition),
-            (header::CACHE_CONTROL, "no-store".to_owned()),
-            (header::HeaderName::from_static("x-mamori-sha256"), x.sha256),
-            (header::HeaderName::from_static("x-mamori-handover"), x.handover_id.to_string()),
-            (header::HeaderName::from_static("x-mamori-records"), x.records.to_string()),
-        ],
-        x.bytes,
-    )
-        .into_response()
+    let extra = [("x-mamori-sha256", x.sha256), ("x-mamori-handover", x.handover_id.to_string()), ("x-mamori-records", x.records.to_string())];
+    attachment("application/octet-stream", &x.file_name, x.bytes, &extra)
 }
 
 async fn export(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
     let p = session_csrf!(s, form);
     match st.app.export_for_client(&p, &business, &field(&form, "counterpart"), &field(&form, "medium")).await {
         Ok(x) => age_download(x),
-        Err(e) => {
-            let msg = message(&chrome(&st, &s, "vault"), &e);
-            business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
-        }
+        Err(e) => back_or_error(&st, &s, &business, Err::<(), _>(e)).await,
     }
 }
 
@@ -416,7 +348,7 @@ async fn handover_create(State(st): State<AppState>, s: ConsoleSession, Form(for
     match result {
         Ok(()) => Redirect::to("/handovers").into_response(),
         Err(e) => {
-            let msg = message(&chrome(&st, &s, "vault"), &e);
+            let msg = error_text(&chrome(&st, &s, "vault"), e);
             handovers_render(&st, &s, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
@@ -427,7 +359,7 @@ async fn handover_sign(State(st): State<AppState>, s: ConsoleSession, Path(id): 
     match st.app.sign_handover(&p, id, &field(&form, "signed_by")).await {
         Ok(()) => Redirect::to("/handovers").into_response(),
         Err(e) => {
-            let msg = message(&chrome(&st, &s, "vault"), &e);
+            let msg = error_text(&chrome(&st, &s, "vault"), e);
             handovers_render(&st, &s, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
@@ -435,16 +367,7 @@ async fn handover_sign(State(st): State<AppState>, s: ConsoleSession, Path(id): 
 
 /// A deletion certificate PDF as a download.
 pub(crate) fn pdf_download(id: i64, pdf: Vec<u8>) -> Response {
-    use axum::http::header;
-    (
-        [
-            (header::CONTENT_TYPE, "application/pdf".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"deletion-certificate-{id}.pdf\"")),
-            (header::CACHE_CONTROL, "no-store".to_owned()),
-        ],
-        pdf,
-    )
-        .into_response()
+    attachment("application/pdf", &format!("deletion-certificate-{id}.pdf"), pdf, &[])
 }
 
 #[derive(Template)]
@@ -495,7 +418,7 @@ async fn terminal_create(State(st): State<AppState>, s: ConsoleSession, Form(for
     match result {
         Ok(issued) => terminals_render(&st, &s, Some(issued), None, StatusCode::OK).await,
         Err(e) => {
-            let msg = message(&chrome(&st, &s, "vault"), &e);
+            let msg = error_text(&chrome(&st, &s, "vault"), e);
             terminals_render(&st, &s, None, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
@@ -529,7 +452,7 @@ async fn terminal_revoke(State(st): State<AppState>, s: ConsoleSession, Path(cod
     match st.app.revoke_terminal(&p, &code).await {
         Ok(()) => Redirect::to("/terminals").into_response(),
         Err(e) => {
-            let msg = message(&chrome(&st, &s, "vault"), &e);
+            let msg = error_text(&chrome(&st, &s, "vault"), e);
             terminals_render(&st, &s, None, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
@@ -537,23 +460,18 @@ async fn terminal_revoke(State(st): State<AppState>, s: ConsoleSession, Path(cod
 
 /// A watermarked CSV download of an approved copy.
 pub(crate) fn csv_download(id: i64, c: CopyContent) -> Response {
-    use axum::http::header;
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"copy-{id}.csv\"")),
-            (header::CACHE_CONTROL, "no-store".to_owned()),
-        ],
-        mamori_core::vault::copies::copy_csv(&c),
-    )
-        .into_response()
+    match mamori_core::vault::copies::copy_csv(&c) {
+        Ok(b) => attachment("text/csv; charset=utf-8", &format!("copy-{id}.csv"), b, &[]),
+        Err(e) => crate::error::WebError::from(e).into_response(),
+    }
 }
 
-async fn back_or_error(st: &AppState, s: &ConsoleSession, business: &str, r: Result<(), CoreError>) -> Response {
+/// Back to the business page when `r` succeeded, or the page again with why not.
+async fn back_or_error<T>(st: &AppState, s: &ConsoleSession, business: &str, r: Result<T, CoreError>) -> Response {
     match r {
-        Ok(()) => Redirect::to(&format!("/vault/{}", urlencoding::encode(business))).into_response(),
+        Ok(_) => Redirect::to(&format!("/vault/{}", urlencoding::encode(business))).into_response(),
         Err(e) => {
-            let msg = message(&chrome(st, s, "vault"), &e);
+            let msg = error_text(&chrome(st, s, "vault"), e);
             business_render(st, s, business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
@@ -602,22 +520,16 @@ async fn copy_use(State(st): State<AppState>, s: ConsoleSession, Path((business,
     match st.app.use_copy(&p, id, op).await {
         Ok(content) if op == Op::Print => render(&PrintPage { c: chrome(&st, &s, "vault"), business: business.clone(), content }, StatusCode::OK),
         Ok(content) => csv_download(id, content),
-        Err(e) => back_or_error(&st, &s, &business, Err(e)).await,
+        Err(e) => back_or_error(&st, &s, &business, Err::<(), _>(e)).await,
     }
 }
 
 /// The My Number report as a CSV download.
 pub(crate) fn report_download(r: &mamori_core::vault::mynumber::MyNumberReport) -> Response {
-    use axum::http::header;
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"my-number-report-{}.csv\"", r.business)),
-            (header::CACHE_CONTROL, "no-store".to_owned()),
-        ],
-        mamori_core::vault::mynumber::report_csv(r),
-    )
-        .into_response()
+    match mamori_core::vault::mynumber::report_csv(r) {
+        Ok(b) => attachment("text/csv; charset=utf-8", &format!("my-number-report-{}.csv", r.business), b, &[]),
+        Err(e) => crate::error::WebError::from(e).into_response(),
+    }
 }
 
 async fn my_number_report(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>) -> Response {
@@ -640,12 +552,9 @@ async fn delete_all(State(st): State<AppState>, s: ConsoleSession, Path(business
     match st.app.delete_business_data(&p, &business, &field(&form, "reason")).await {
         Ok(cert) => {
             let notice = Some(c.t("delete-done"));
-            business_render_full(&st, &s, &business, None, notice, None, Some(cert.id), StatusCode::OK).await
+            business_view(&st, &s, &business, Extras { notice, certificate: Some(cert.id), ..Extras::default() }, StatusCode::OK).await
         }
-        Err(e) => {
-            let msg = message(&c, &e);
-            business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
-        }
+        Err(e) => back_or_error(&st, &s, &business, Err::<(), _>(e)).await,
     }
 }
 
@@ -658,35 +567,16 @@ async fn certificate_pdf(State(st): State<AppState>, s: ConsoleSession, Path(id)
 }
 
 /// Batch import of records from a CSV file (UTF-8 or Shift_JIS) uploaded in the console.
-async fn record_import(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, mut mp: axum::extract::Multipart) -> Response {
-    let p = match crate::console::unlocked(&s) {
-        Ok(p) => p.clone(),
+async fn record_import(State(st): State<AppState>, s: ConsoleSession, Path(business): Path<String>, mp: axum::extract::Multipart) -> Response {
+    let (p, file) = match crate::console::csv_upload(&s, mp).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let mut csrf = String::new();
-    let mut file = Vec::new();
-    while let Ok(Some(f)) = mp.next_field().await {
-        match f.name() {
-            Some("csrf") => csrf = f.text().await.unwrap_or_default(),
-            Some("file") => file = f.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
-            _ => {}
-        }
-    }
-    if let Err(r) = crate::console::csrf_ok(&s, &HashMap::from([("csrf".to_owned(), csrf)])) {
-        return r;
-    }
-    let c = chrome(&st, &s, "vault");
     match st.app.import_records(&p, &business, &file).await {
         Ok(n) => {
-            let notice = Some(format!("{}: {n}", c.t("vault-imported")));
-            business_render_with(&st, &s, &business, None, notice, None, StatusCode::OK).await
+            let notice = Some(format!("{}: {n}", chrome(&st, &s, "vault").t("vault-imported")));
+            business_view(&st, &s, &business, Extras { notice, ..Extras::default() }, StatusCode::OK).await
         }
-        Err(e) => {
-            let msg = match &e {
-                CoreError::Import { line, message } => format!("{} {line}: {message}", c.t("vault-import-line")),
-                _ => message(&c, &e),
-            };
-            business_render(&st, &s, &business, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
-        }
+        Err(e) => back_or_error(&st, &s, &business, Err::<(), _>(e)).await,
     }
 }

@@ -13,7 +13,7 @@
 //! the day of learning as day 1 (the earlier reading; a person may report later only knowingly).
 //! A processor (委託先) may instead notify its client (委託元) promptly, and is then exempt.
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,16 +54,12 @@ pub struct AppiClock {
     pub processor_may_notify_client: bool,
 }
 
-fn jst() -> FixedOffset {
-    // Japan has no daylight saving time: a fixed offset is exact.
-    FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!()))
-}
-
 /// The last instant of the `n`th day (day 1 = the Japan date of `known`).
 fn end_of_day(known: DateTime<Utc>, n: i64) -> DateTime<Utc> {
-    let date = known.with_timezone(&jst()).date_naive() + Duration::days(n - 1);
+    let local = crate::doors::rules::jst(known);
+    let date = local.date_naive() + Duration::days(n - 1);
     let last = date.and_time(NaiveTime::from_hms_milli_opt(23, 59, 59, 999).unwrap_or_default());
-    jst().from_local_datetime(&last).single().map_or(known, |d| d.with_timezone(&Utc))
+    local.offset().from_local_datetime(&last).single().map_or(known, |d| d.with_timezone(&Utc))
 }
 
 /// The grounds that make a leak reportable (none: not reportable).

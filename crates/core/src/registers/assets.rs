@@ -223,30 +223,24 @@ impl Mamori {
     /// The register as CSV for Excel (UTF-8 with BOM), the same columns as the import.
     pub async fn export_assets(&self, p: &Principal) -> Result<Vec<u8>> {
         let rows = self.list_assets(p).await?;
-        let cell = crate::vault::handover::csv_cell;
-        let yn = |b: bool| if b { "有" } else { "無" };
-        let mut out = Vec::from(&b"\xEF\xBB\xBF"[..]);
-        out.extend_from_slice(HEADERS.join(",").as_bytes());
-        out.extend_from_slice(b"\r\n");
-        for a in rows {
-            let cells = [
-                cell(&a.department),
-                cell(&a.name),
-                cell(&a.owner),
-                cell(a.zone.as_deref().unwrap_or("")),
-                cell(&a.medium),
+        let yn = |b: bool| if b { "有" } else { "無" }.to_owned();
+        let lines = rows.into_iter().map(|a| {
+            vec![
+                a.department,
+                a.name,
+                a.owner,
+                a.zone.unwrap_or_default(),
+                a.medium,
                 a.c.to_string(),
                 a.i.to_string(),
                 a.a.to_string(),
-                yn(a.personal).into(),
-                yn(a.my_number).into(),
-                yn(a.sensitive).into(),
-                cell(&a.retention),
-                cell(&a.disposal),
-            ];
-            out.extend_from_slice(cells.join(",").as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        Ok(out)
+                yn(a.personal),
+                yn(a.my_number),
+                yn(a.sensitive),
+                a.retention,
+                a.disposal,
+            ]
+        });
+        crate::directory::encode_csv(std::iter::once(HEADERS.map(String::from).to_vec()).chain(lines))
     }
 }

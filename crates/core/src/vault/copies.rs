@@ -12,7 +12,6 @@ use chrono::Duration;
 use mamori_ledger::Event;
 use serde::{Deserialize, Serialize};
 
-use super::crypto;
 use crate::auth::{system_actor, Principal};
 use crate::error::{CoreError, Result};
 use crate::policy::Action;
@@ -164,21 +163,7 @@ impl Mamori {
             drop(tx);
             return Err(self.denied(p, &b, op, rule, None).await);
         }
-        let recs: Vec<(i64, String, i64, String)> =
-            sqlx::query_as("SELECT id, uid, key_id, normal FROM vault_records WHERE business_id = $1 ORDER BY id LIMIT 10000").bind(bid).fetch_all(&mut *tx).await?;
-        let mut rows = Vec::with_capacity(recs.len());
-        for (rid, uid, key_id, normal) in recs {
-            let mut values: BTreeMap<String, String> = serde_json::from_str(&normal).unwrap_or_default();
-            let sealed: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT field, sealed FROM vault_values WHERE record_id = $1").bind(rid).fetch_all(&mut *tx).await?;
-            if !sealed.is_empty() {
-                let dek = self.key_by_id(&mut tx, &b, key_id).await?;
-                for (f, s) in sealed {
-                    let v = zeroize::Zeroizing::new(crypto::open(&dek, &s, &crypto::field_aad(bid, &uid, &f))?);
-                    values.insert(f, String::from_utf8_lossy(&v).into_owned());
-                }
-            }
-            rows.push((uid, values));
-        }
+        let rows = self.open_all_records(&mut tx, &b, 10_000).await?;
         sqlx::query("UPDATE vault_copies SET used_at = $1 WHERE id = $2").bind(now.timestamp_millis()).bind(id).execute(&mut *tx).await?;
         let (_, jst) = mamori_ledger::event::timestamps(chrono::DateTime::from_timestamp_millis(expires).unwrap_or(now));
         let watermark = format!("{} / {} #{id} / 期限 {jst}", p.login, op.as_str());
@@ -284,17 +269,9 @@ impl Mamori {
 }
 
 /// A download as CSV (UTF-8 with BOM, for Excel), its watermark as the first line.
-pub fn copy_csv(c: &CopyContent) -> Vec<u8> {
-    let cell = super::handover::csv_cell;
-    let mut out = Vec::from(&b"\xEF\xBB\xBF"[..]);
-    out.extend_from_slice(format!("# {}\r\n", c.watermark).as_bytes());
-    let header: Vec<String> = std::iter::once("ID".to_owned()).chain(c.fields.iter().map(|(_, l)| cell(l))).collect();
-    out.extend_from_slice(header.join(",").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (uid, values) in &c.rows {
-        let row: Vec<String> = std::iter::once(uid.clone()).chain(c.fields.iter().map(|(n, _)| cell(values.get(n).map_or("", String::as_str)))).collect();
-        out.extend_from_slice(row.join(",").as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+pub fn copy_csv(c: &CopyContent) -> Result<Vec<u8>> {
+    let watermark = vec![format!("# {}", c.watermark)];
+    let header = std::iter::once("ID".to_owned()).chain(c.fields.iter().map(|(_, l)| l.clone())).collect::<Vec<_>>();
+    let rows = c.rows.iter().map(|(uid, values)| std::iter::once(uid.clone()).chain(c.fields.iter().map(|(n, _)| values.get(n).cloned().unwrap_or_default())).collect::<Vec<_>>());
+    crate::directory::encode_csv([watermark, header].into_iter().chain(rows))
 }

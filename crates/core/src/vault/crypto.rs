@@ -77,16 +77,17 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A key file's 64 hexadecimal digits as a key.
+fn key_from_hex(path: &Path, hexkey: &str) -> Result<Zeroizing<[u8; 32]>> {
+    let bytes = Zeroizing::new(hex::decode(hexkey.trim()).map_err(|_| CoreError::Config(format!("{}: not hexadecimal", path.display())))?);
+    let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| CoreError::Config(format!("{}: must hold 32 bytes", path.display())))?;
+    Ok(Zeroizing::new(key))
+}
+
 impl FileKek {
     /// Loads the KEK at `path` (or creates it) with the key store in `<path>.d/`.
     pub fn load_or_create(path: &Path) -> Result<Self> {
-        let hexkey = crate::keys::load_or_create(path, || {
-            let mut k = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut k);
-            hex::encode(k)
-        })?;
-        let bytes = Zeroizing::new(hex::decode(hexkey.trim()).map_err(|_| CoreError::Config(format!("{}: not hexadecimal", path.display())))?);
-        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| CoreError::Config(format!("{}: must hold 32 bytes", path.display())))?;
+        let mut key = key_from_hex(path, &crate::keys::load_or_create(path, || hex::encode(new_dek().as_slice()))?)?;
         let mut dir = path.as_os_str().to_owned();
         dir.push(".d");
         let dir = PathBuf::from(dir);
@@ -96,16 +97,13 @@ impl FileKek {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         }
-        let mut key = Zeroizing::new(key);
         // A rotation that stopped half-way is finished before anything else.
         let next = path.with_extension("kek.next");
         if next.exists() {
-            let hexnew = crate::keys::read_secret(&next)?;
-            let bytes = Zeroizing::new(hex::decode(hexnew.trim()).map_err(|_| CoreError::Config(format!("{}: not hexadecimal", next.display())))?);
-            let new: [u8; 32] = bytes.as_slice().try_into().map_err(|_| CoreError::Config(format!("{}: must hold 32 bytes", next.display())))?;
+            let new = key_from_hex(&next, &crate::keys::read_secret(&next)?)?;
             rewrap_all(&dir, &key, &new)?;
             std::fs::rename(&next, path)?;
-            key = Zeroizing::new(new);
+            key = new;
         }
         Ok(Self { path: path.to_owned(), key: std::sync::RwLock::new(key), dir })
     }

@@ -89,11 +89,12 @@ impl Mamori {
         Ok(())
     }
 
-    /// Whether a business requires double entry.
-    pub async fn double_entry(&self, p: &Principal, business: &str) -> Result<bool> {
+    /// How a business works: (requires double entry, handles My Numbers).
+    pub async fn business_flags(&self, p: &Principal, business: &str) -> Result<(bool, bool)> {
         self.require(p, Action::VaultUse).await?;
         let mut conn = self.db.pool.acquire().await?;
-        Ok(self.business(&mut conn, business).await?.double_entry)
+        let b = self.business(&mut conn, business).await?;
+        Ok((b.double_entry, b.my_number))
     }
 
     /// One operator's entry of a form (op `input`).
@@ -224,14 +225,15 @@ impl Mamori {
         id: i64,
         now: chrono::DateTime<Utc>,
     ) -> Result<(String, Vec<FieldRow>, Vec<String>, BTreeMap<String, String>, BTreeMap<String, String>, String)> {
-        let row: Option<EntryRow> = sqlx::query_as(
-            "SELECT id, key_id, first_by, first_sealed, second_by, second_sealed, state, mismatched FROM vault_entries WHERE business_id = $1 AND id = $2",
+        #[allow(clippy::type_complexity)]
+        let row: Option<(String, i64, i64, Vec<u8>, Option<i64>, Option<Vec<u8>>, String, String)> = sqlx::query_as(
+            "SELECT form_no, key_id, first_by, first_sealed, second_by, second_sealed, state, mismatched FROM vault_entries WHERE business_id = $1 AND id = $2",
         )
         .bind(b.id)
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
-        let (_, key_id, first_by, first_sealed, second_by, second_sealed, state, mismatched) = row.ok_or(CoreError::NotFound("entry"))?;
+        let (form, key_id, first_by, first_sealed, second_by, second_sealed, state, mismatched) = row.ok_or(CoreError::NotFound("entry"))?;
         if state != "mismatch" {
             return Err(CoreError::Conflict("this form is not waiting for a decision".into()));
         }
@@ -242,7 +244,6 @@ impl Mamori {
         if !ok {
             return Err(CoreError::Forbidden { rule: Some(rule) });
         }
-        let (form,): (String,) = sqlx::query_as("SELECT form_no FROM vault_entries WHERE id = $1").bind(id).fetch_one(&mut *conn).await?;
         let dek = self.key_by_id(conn, b, key_id).await?;
         let open = |sealed: &[u8], n: u8| -> Result<BTreeMap<String, String>> {
             let plain = zeroize::Zeroizing::new(crypto::open(&dek, sealed, &entry_aad(b.id, &form, n))?);

@@ -4,7 +4,6 @@
 //! hand, is a line of the media handover register (媒体の授受記録) naming what, which medium, to
 //! or from whom, when, its SHA-256, and who signed for it.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::str::FromStr;
 
@@ -12,7 +11,6 @@ use mamori_ledger::Event;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::crypto;
 use crate::auth::Principal;
 use crate::error::{CoreError, Result};
 use crate::policy::Action;
@@ -68,12 +66,6 @@ fn parse_recipient(s: &str) -> Result<age::x25519::Recipient> {
     age::x25519::Recipient::from_str(s.trim()).map_err(|_| CoreError::invalid("recipient", "an age recipient key (age1…)"))
 }
 
-pub(crate) fn csv_cell(v: &str) -> String {
-    // Cells that a spreadsheet would run as a formula are quoted as text.
-    let v = if v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v.to_owned() };
-    if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v }
-}
-
 impl Mamori {
     /// Sets the client's age recipient key (its own public key; mamori never holds its identity).
     pub async fn set_client_recipient(&self, p: &Principal, client: &str, recipient: &str) -> Result<()> {
@@ -111,34 +103,10 @@ impl Mamori {
         let (recipient,): (Option<String>,) =
             sqlx::query_as("SELECT c.age_recipient FROM clients c WHERE c.code = $1").bind(&b.client).fetch_one(&mut *tx).await?;
         let recipient = parse_recipient(&recipient.ok_or_else(|| CoreError::invalid("client", "the client has no recipient key for encrypted exports yet"))?)?;
-        let recs: Vec<(i64, String, i64, String)> =
-            sqlx::query_as("SELECT id, uid, key_id, normal FROM vault_records WHERE business_id = $1 ORDER BY id").bind(b.id).fetch_all(&mut *tx).await?;
-        let sealed: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
-            "SELECT v.record_id, v.field, v.sealed FROM vault_values v JOIN vault_records r ON r.id = v.record_id WHERE r.business_id = $1",
-        )
-        .bind(b.id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut by_record: BTreeMap<i64, Vec<(String, Vec<u8>)>> = BTreeMap::new();
-        for (rid, f, s) in sealed {
-            by_record.entry(rid).or_default().push((f, s));
-        }
-        let mut plain = zeroize::Zeroizing::new(Vec::<u8>::new());
-        plain.extend_from_slice(b"\xEF\xBB\xBF");
-        let header: Vec<String> = std::iter::once("ID".to_owned()).chain(fields.iter().map(|f| csv_cell(&f.label))).collect();
-        plain.extend_from_slice(header.join(",").as_bytes());
-        plain.extend_from_slice(b"\r\n");
-        for (rid, uid, key_id, normal) in &recs {
-            let dek = self.key_by_id(&mut tx, &b, *key_id).await?;
-            let mut values: BTreeMap<String, String> = serde_json::from_str(normal).unwrap_or_default();
-            for (f, s) in by_record.get(rid).map(Vec::as_slice).unwrap_or(&[]) {
-                let v = zeroize::Zeroizing::new(crypto::open(&dek, s, &crypto::field_aad(b.id, uid, f))?);
-                values.insert(f.clone(), String::from_utf8_lossy(&v).into_owned());
-            }
-            let row: Vec<String> = std::iter::once(uid.clone()).chain(fields.iter().map(|f| csv_cell(values.get(&f.name).map_or("", String::as_str)))).collect();
-            plain.extend_from_slice(row.join(",").as_bytes());
-            plain.extend_from_slice(b"\r\n");
-        }
+        let recs = self.open_all_records(&mut tx, &b, i64::MAX).await?;
+        let header = std::iter::once("ID".to_owned()).chain(fields.iter().map(|f| f.label.clone())).collect::<Vec<_>>();
+        let rows = recs.iter().map(|(uid, values)| std::iter::once(uid.clone()).chain(fields.iter().map(|f| values.get(&f.name).cloned().unwrap_or_default())).collect::<Vec<_>>());
+        let plain = zeroize::Zeroizing::new(crate::directory::encode_csv(std::iter::once(header).chain(rows))?);
         let enc = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient)).map_err(|e| CoreError::Internal(format!("age: {e}")))?;
         let mut bytes = Vec::new();
         let mut w = enc.wrap_output(&mut bytes)?;
@@ -274,17 +242,5 @@ impl Mamori {
                 at,
             })
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_cell;
-
-    #[test]
-    fn cells_are_quoted_and_never_formulas() {
-        assert_eq!(csv_cell("山田, 太郎"), "\"山田, 太郎\"");
-        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_cell("090-1234"), "090-1234");
     }
 }

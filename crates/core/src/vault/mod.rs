@@ -421,32 +421,38 @@ impl Mamori {
     /// The current data key of a business, created (and kept in the key store, never in the
     /// database) on first use.
     async fn data_key(&self, conn: &mut AnyConnection, b: &Business) -> Result<(i64, zeroize::Zeroizing<[u8; 32]>)> {
-        let row: Option<(i64, Option<String>)> =
-            sqlx::query_as("SELECT id, kid FROM vault_keys WHERE business_id = $1 AND purpose = 'data' AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1")
-                .bind(b.id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if let Some((id, Some(kid))) = row {
-            return Ok((id, self.vault.dek(b.id, id, &kid)?));
+        match self.live_key(conn, b, "data").await? {
+            Some(k) => Ok(k),
+            None => self.new_data_key(conn, b).await,
         }
-        self.new_data_key(conn, b).await
     }
 
     async fn new_data_key(&self, conn: &mut AnyConnection, b: &Business) -> Result<(i64, zeroize::Zeroizing<[u8; 32]>)> {
         self.new_key(conn, b, "data").await
     }
 
+    /// The newest live key of a purpose (`data`: the one new records are sealed under; `index`:
+    /// the business's only blind-index key), if the business has one.
+    async fn live_key(&self, conn: &mut AnyConnection, b: &Business, purpose: &str) -> Result<Option<(i64, zeroize::Zeroizing<[u8; 32]>)>> {
+        let row: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, kid FROM vault_keys WHERE business_id = $1 AND purpose = $2 AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1",
+        )
+        .bind(b.id)
+        .bind(purpose)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match row {
+            Some((id, Some(kid))) => Ok(Some((id, self.vault.dek(b.id, id, &kid)?))),
+            _ => Ok(None),
+        }
+    }
+
     /// The business's blind-index key, created on first use (destroyed with its data keys).
     async fn index_key(&self, conn: &mut AnyConnection, b: &Business) -> Result<zeroize::Zeroizing<[u8; 32]>> {
-        let row: Option<(i64, Option<String>)> =
-            sqlx::query_as("SELECT id, kid FROM vault_keys WHERE business_id = $1 AND purpose = 'index' AND destroyed_at IS NULL ORDER BY id LIMIT 1")
-                .bind(b.id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if let Some((id, Some(kid))) = row {
-            return self.vault.dek(b.id, id, &kid);
+        match self.live_key(conn, b, "index").await? {
+            Some((_, k)) => Ok(k),
+            None => Ok(self.new_key(conn, b, "index").await?.1),
         }
-        Ok(self.new_key(conn, b, "index").await?.1)
     }
 
     async fn new_key(&self, conn: &mut AnyConnection, b: &Business, purpose: &str) -> Result<(i64, zeroize::Zeroizing<[u8; 32]>)> {
@@ -477,6 +483,46 @@ impl Mamori {
             Some((Some(kid),)) => self.vault.dek(b.id, key_id, &kid),
             _ => Err(CoreError::NotFound("data key (destroyed)")),
         }
+    }
+
+    /// Every record of a business in the clear (at most `limit`, oldest first): two queries, each
+    /// data key unwrapped once. Only for operations already decided (exports, approved copies).
+    async fn open_all_records(&self, conn: &mut AnyConnection, b: &Business, limit: i64) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+        let recs: Vec<(i64, String, i64, String)> =
+            sqlx::query_as("SELECT id, uid, key_id, normal FROM vault_records WHERE business_id = $1 ORDER BY id LIMIT $2")
+                .bind(b.id)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?;
+        let sealed: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT v.record_id, v.field, v.sealed FROM vault_values v JOIN vault_records r ON r.id = v.record_id WHERE r.business_id = $1",
+        )
+        .bind(b.id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut by_record: BTreeMap<i64, Vec<(String, Vec<u8>)>> = BTreeMap::new();
+        for (rid, f, v) in sealed {
+            by_record.entry(rid).or_default().push((f, v));
+        }
+        let mut keys: BTreeMap<i64, zeroize::Zeroizing<[u8; 32]>> = BTreeMap::new();
+        let mut out = Vec::with_capacity(recs.len());
+        for (rid, uid, key_id, normal) in recs {
+            let mut values: BTreeMap<String, String> = serde_json::from_str(&normal).unwrap_or_default();
+            for (f, v) in by_record.remove(&rid).unwrap_or_default() {
+                let dek = match keys.get(&key_id) {
+                    Some(k) => k.clone(),
+                    None => {
+                        let k = self.key_by_id(conn, b, key_id).await?;
+                        keys.insert(key_id, k.clone());
+                        k
+                    }
+                };
+                let plain = zeroize::Zeroizing::new(crypto::open(&dek, &v, &crypto::field_aad(b.id, &uid, &f))?);
+                values.insert(f, String::from_utf8_lossy(&plain).into_owned());
+            }
+            out.push((uid, values));
+        }
+        Ok(out)
     }
 
     /// Keys in a record (op `input`): every field above normal is sealed; the event names the
@@ -644,15 +690,8 @@ impl Mamori {
                     return Err(CoreError::invalid("field", "not a searchable field of this business"));
                 }
                 // No index key yet means no record has a searchable value yet.
-                let key: Option<(i64, Option<String>)> = sqlx::query_as(
-                    "SELECT id, kid FROM vault_keys WHERE business_id = $1 AND purpose = 'index' AND destroyed_at IS NULL ORDER BY id LIMIT 1",
-                )
-                .bind(b.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match key {
-                    Some((id, Some(kid))) => {
-                        let k = self.vault.dek(b.id, id, &kid)?;
+                match self.live_key(&mut tx, &b, "index").await? {
+                    Some((_, k)) => {
                         sqlx::query_as(
                             "SELECT r.id, r.uid, r.normal, r.created_at FROM vault_records r JOIN vault_values v ON v.record_id = r.id \
                              WHERE r.business_id = $1 AND v.field = $2 AND v.blind = $3 ORDER BY r.id DESC LIMIT 500",
@@ -663,16 +702,22 @@ impl Mamori {
                         .fetch_all(&mut *tx)
                         .await?
                     }
-                    _ => Vec::new(),
+                    None => Vec::new(),
                 }
             }
         };
-        let hints: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT v.record_id, v.field, v.hint FROM vault_values v JOIN vault_records r ON r.id = v.record_id WHERE r.business_id = $1",
-        )
-        .bind(b.id)
-        .fetch_all(&mut *tx)
-        .await?;
+        // The masks of the records listed only (at most 500), not of the whole business.
+        let hints: Vec<(i64, String, String)> = if recs.is_empty() {
+            Vec::new()
+        } else {
+            let marks: Vec<String> = (1..=recs.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT record_id, field, hint FROM vault_values WHERE record_id IN ({})", marks.join(","));
+            let mut q = sqlx::query_as(&sql);
+            for (id, ..) in &recs {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut *tx).await?
+        };
         let mut by_record: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
         for (r, f, h) in hints {
             by_record.entry(r).or_default().push((f, h));

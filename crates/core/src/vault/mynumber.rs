@@ -79,22 +79,14 @@ impl Mamori {
 }
 
 /// The report as CSV (UTF-8 with BOM, for Excel).
-pub fn report_csv(r: &MyNumberReport) -> Vec<u8> {
-    let cell = super::handover::csv_cell;
-    let mut out = Vec::from(&b"\xEF\xBB\xBF"[..]);
-    let mut line = |cells: &[&str]| {
-        out.extend_from_slice(cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(",").as_bytes());
-        out.extend_from_slice(b"\r\n");
-    };
-    line(&["特定個人情報 取扱状況報告", &r.business, &r.client]);
-    line(&["事務取扱担当者", "氏名", "権限"]);
-    for (login, name, how) in &r.designated {
-        line(&[login, name, how]);
-    }
-    line(&[]);
-    line(&["日時 (JST)", "操作者", "操作", "対象", "結果", "規則", "目的", "項目"]);
-    for a in &r.accesses {
-        line(&[&a.jst, &a.actor, &a.action, &a.object, if a.allowed { "許可" } else { "拒否" }, &a.rule, &a.purpose, &a.field]);
-    }
-    out
+pub fn report_csv(r: &MyNumberReport) -> Result<Vec<u8>> {
+    let mut rows: Vec<Vec<String>> = vec![vec!["特定個人情報 取扱状況報告".into(), r.business.clone(), r.client.clone()], vec!["事務取扱担当者".into(), "氏名".into(), "権限".into()]];
+    rows.extend(r.designated.iter().map(|(login, name, how)| vec![login.clone(), name.clone(), how.clone()]));
+    rows.push(vec![String::new()]);
+    rows.push(["日時 (JST)", "操作者", "操作", "対象", "結果", "規則", "目的", "項目"].map(String::from).to_vec());
+    rows.extend(r.accesses.iter().map(|a| {
+        let allowed = if a.allowed { "許可" } else { "拒否" };
+        [&a.jst, &a.actor, &a.action, &a.object, allowed, &a.rule, &a.purpose, &a.field].map(String::from).to_vec()
+    }));
+    crate::directory::encode_csv(rows)
 }
