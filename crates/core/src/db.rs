@@ -82,6 +82,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_policy_documents.sql"),
         postgres: include_str!("../migrations/postgres/0009_policy_documents.sql"),
     },
+    Migration {
+        version: 10,
+        name: "isms_cycle",
+        sqlite: include_str!("../migrations/sqlite/0010_isms_cycle.sql"),
+        postgres: include_str!("../migrations/postgres/0010_isms_cycle.sql"),
+    },
 ];
 
 #[derive(Clone, Debug)]

@@ -15,6 +15,7 @@ pub mod doors;
 pub mod error;
 pub mod keys;
 pub mod ledger;
+pub mod mail;
 pub mod passkey;
 pub mod pdf;
 pub mod policy;
@@ -45,6 +46,9 @@ pub struct Settings {
     pub addr_threshold: i64,
     /// The URL people browse to; its host is the passkey relying-party id. None: no passkeys.
     pub public_url: Option<String>,
+    /// Ledger pruning (shown with the retention schedules, PHY-11).
+    pub prune_actions: Vec<String>,
+    pub prune_after_days: i64,
 }
 
 impl Default for Settings {
@@ -58,6 +62,8 @@ impl Default for Settings {
             lockout_for: Duration::minutes(15),
             addr_threshold: 20,
             public_url: Some("http://localhost:8080".into()),
+            prune_actions: Vec::new(),
+            prune_after_days: 366,
         }
     }
 }
@@ -74,6 +80,8 @@ pub struct Mamori {
     pub doors: doors::DoorState,
     /// The vault's key-encryption key and data policy.
     pub vault: vault::VaultState,
+    /// The SMTP relay for reminder mail (MGMT-6); None: mail waits in the outbox.
+    pub mailer: Option<mail::Mailer>,
     dummy_hash: String,
     webauthn: Option<webauthn_rs::Webauthn>,
 }
@@ -87,6 +95,7 @@ pub struct OpenOptions {
     pub ledger_key_file: Option<PathBuf>,
     pub clock: clock::SharedClock,
     pub settings: Settings,
+    pub mailer: Option<mail::Mailer>,
 }
 
 impl OpenOptions {
@@ -97,6 +106,7 @@ impl OpenOptions {
             ledger_key_file: None,
             clock: Arc::new(clock::SystemClock),
             settings: Settings::default(),
+            mailer: None,
         }
     }
     pub fn url(&self) -> String {
@@ -131,6 +141,7 @@ impl Mamori {
             data_dir: opts.data_dir,
             doors: doors::DoorState::new()?,
             vault,
+            mailer: opts.mailer,
             dummy_hash: auth::hash_password(&dummy)?,
             webauthn,
         });

@@ -57,22 +57,69 @@ pub fn certificate_pdf(note: &str) -> Vec<u8> {
         }
     }
     content.push_str("ET\n");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>".to_owned(),
-        format!("<< /Length {} >>\nstream\n{content}endstream", content.len()),
-        "<< /Type /Font /Subtype /Type0 /BaseFont /HeiseiKakuGo-W5 /Encoding /UniJIS-UCS2-HW-H /DescendantFonts [6 0 R] >>".to_owned(),
+    assemble(&[content], Some(note))
+}
+
+/// A document of many pages (A4): a title on the first page, then the lines, wrapped; a line
+/// starting with `# ` is a heading. Page numbers at the foot.
+pub fn document_pdf(title: &str, lines: &[String]) -> Vec<u8> {
+    let mut pages: Vec<String> = Vec::new();
+    let mut content = format!("BT\n/F1 15 Tf\n50 790 Td\n<{}> Tj\n/F1 8 Tf\n0 -26 Td\n", ucs2_hex(title));
+    let mut y = 764;
+    let flush = |content: &mut String, pages: &mut Vec<String>| {
+        let n = pages.len() + 1;
+        content.push_str(&format!("ET\nBT\n/F1 8 Tf\n280 25 Td\n<{}> Tj\nET\n", ucs2_hex(&format!("- {n} -"))));
+        pages.push(std::mem::take(content));
+    };
+    for l in lines {
+        let (size, text, step) = match l.strip_prefix("# ") {
+            Some(h) => (11, h, 18),
+            None => (8, l.as_str(), 11),
+        };
+        for part in wrap(text, if size == 8 { 120 } else { 86 }) {
+            if y < 50 {
+                flush(&mut content, &mut pages);
+                content = "BT\n/F1 8 Tf\n50 800 Td\n".into();
+                y = 800;
+            }
+            content.push_str(&format!("/F1 {size} Tf\n<{}> Tj\n0 -{step} Td\n", ucs2_hex(&part)));
+            y -= step;
+        }
+    }
+    flush(&mut content, &mut pages);
+    assemble(&pages, None)
+}
+
+/// Writes the objects of a PDF: catalogue, page tree, then per page its page and content
+/// objects, then the Japanese font (shared).
+fn assemble(pages: &[String], note: Option<&str>) -> Vec<u8> {
+    let n = pages.len();
+    let font = 3 + 2 * n;
+    let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 3 + 2 * i)).collect();
+    let mut objects = vec!["<< /Type /Catalog /Pages 2 0 R >>".to_owned(), format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" "))];
+    for (i, c) in pages.iter().enumerate() {
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 {font} 0 R >> >> /Contents {} 0 R >>",
+            4 + 2 * i
+        ));
+        objects.push(format!("<< /Length {} >>\nstream\n{c}endstream", c.len()));
+    }
+    objects.push(format!("<< /Type /Font /Subtype /Type0 /BaseFont /HeiseiKakuGo-W5 /Encoding /UniJIS-UCS2-HW-H /DescendantFonts [{} 0 R] >>", font + 1));
+    objects.push(format!(
         "<< /Type /Font /Subtype /CIDFontType0 /BaseFont /HeiseiKakuGo-W5 /CIDSystemInfo << /Registry (Adobe) /Ordering (Japan1) /Supplement 2 >> \
-         /FontDescriptor 7 0 R /DW 1000 /W [231 632 500] >>"
-            .to_owned(),
+         /FontDescriptor {} 0 R /DW 1000 /W [231 632 500] >>",
+        font + 2
+    ));
+    objects.push(
         "<< /Type /FontDescriptor /FontName /HeiseiKakuGo-W5 /Flags 4 /FontBBox [-92 -250 1010 922] /ItalicAngle 0 /Ascent 880 /Descent -120 \
          /CapHeight 700 /StemV 93 >>"
             .to_owned(),
-    ];
+    );
     let mut pdf = Vec::new();
     pdf.extend_from_slice(b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n");
-    pdf.extend_from_slice(format!("{NOTE_TAG}{}\n", base64::engine::general_purpose::STANDARD.encode(note)).as_bytes());
+    if let Some(note) = note {
+        pdf.extend_from_slice(format!("{NOTE_TAG}{}\n", base64::engine::general_purpose::STANDARD.encode(note)).as_bytes());
+    }
     let mut offsets = Vec::with_capacity(objects.len());
     for (i, o) in objects.iter().enumerate() {
         offsets.push(pdf.len());
@@ -116,5 +163,18 @@ mod tests {
         assert!(text.contains(&ucs2_hex("データ削除証明書")));
         assert_eq!(ucs2_hex("A"), "0041");
         assert_eq!(wrap("あいう", 4), vec!["あい".to_owned(), "う".to_owned()]);
+    }
+
+    #[test]
+    fn documents_run_over_pages() {
+        let lines: Vec<String> = (0..200).map(|i| format!("行 {i}")).collect();
+        let pdf = document_pdf("監査パック", &lines);
+        let text = String::from_utf8_lossy(&pdf);
+        let pages = text.matches("/Type /Page ").count();
+        assert!(pages >= 3, "{pages} pages");
+        assert!(text.contains(&format!("/Count {pages}")));
+        assert!(note_of_pdf(&pdf).is_none());
+        let xref: usize = text.rsplit("startxref\n").next().unwrap().lines().next().unwrap().parse().unwrap();
+        assert!(pdf[xref..].starts_with(b"xref"));
     }
 }

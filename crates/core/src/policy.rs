@@ -42,6 +42,8 @@ pub enum Action {
     RegistersRead,
     RegistersWrite,
     IncidentsReport,
+    RegistersSignOff,
+    PledgesSign,
 }
 
 impl Action {
@@ -71,6 +73,8 @@ impl Action {
         Action::RegistersRead,
         Action::RegistersWrite,
         Action::IncidentsReport,
+        Action::RegistersSignOff,
+        Action::PledgesSign,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -99,6 +103,8 @@ impl Action {
             Action::RegistersRead => "registers.read",
             Action::RegistersWrite => "registers.write",
             Action::IncidentsReport => "incidents.report",
+            Action::RegistersSignOff => "registers.signoff",
+            Action::PledgesSign => "pledges.sign",
         }
     }
 }

@@ -56,6 +56,12 @@ pub struct Config {
     pub checkpoint_interval_ms: u64,
     pub backup: BackupConfig,
     pub retention: RetentionConfig,
+    /// SMTP relay for reminder mail: `smtp://host:25`, `smtp://host:587?tls=required`,
+    /// `smtps://user:password@host`. A URL with a password belongs in `smtp_url_file`.
+    pub smtp_url: Option<String>,
+    pub smtp_url_file: Option<PathBuf>,
+    /// The sender of reminder mail.
+    pub mail_from: String,
 }
 
 impl Default for Config {
@@ -77,6 +83,9 @@ impl Default for Config {
             checkpoint_interval_ms: 1000,
             backup: BackupConfig { dir: None, keep: 1, daily_at: "03:00".into() },
             retention: RetentionConfig { prune_actions: vec![], prune_after_days: 366 },
+            smtp_url: None,
+            smtp_url_file: None,
+            mail_from: "mamori <mamori@localhost>".into(),
         }
     }
 }
@@ -117,6 +126,16 @@ impl Config {
         }
     }
 
+    /// The reminder mail relay, if one is configured.
+    pub fn mailer(&self) -> anyhow::Result<Option<mamori_core::mail::Mailer>> {
+        let url = match (&self.smtp_url, &self.smtp_url_file) {
+            (Some(u), _) => u.clone(),
+            (None, Some(f)) => mamori_core::keys::read_secret(f).map_err(|e| anyhow::anyhow!("{e}"))?.trim().to_owned(),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(mamori_core::mail::Mailer::new(&url, &self.mail_from).map_err(|e| anyhow::anyhow!("{e}"))?))
+    }
+
     pub fn settings(&self) -> Settings {
         Settings {
             centre_name: self.centre_name.clone(),
@@ -125,6 +144,8 @@ impl Config {
             lockout_threshold: self.lockout_threshold.max(1),
             lockout_for: Duration::seconds(self.lockout_secs.max(1)),
             public_url: Some(self.public_url.clone()).filter(|u| !u.is_empty()),
+            prune_actions: self.retention.prune_actions.clone(),
+            prune_after_days: self.retention.prune_after_days,
             ..Settings::default()
         }
     }

@@ -285,6 +285,7 @@ async fn open(cfg: &Config) -> anyhow::Result<Arc<Mamori>> {
     o.database_url = cfg.database_url()?;
     o.settings = cfg.settings();
     o.ledger_key_file = cfg.ledger_key_file.clone();
+    o.mailer = cfg.mailer()?;
     Mamori::open(o).await.map_err(|e| anyhow::anyhow!("{e}"))
 }
 

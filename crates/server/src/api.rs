@@ -130,6 +130,7 @@ pub fn specs() -> Vec<RouteSpec> {
     .chain(crate::api_doors::specs())
     .chain(crate::api_vault::specs())
     .chain(crate::api_registers::specs())
+    .chain(crate::api_isms::specs())
     .collect()
 }
 

@@ -110,6 +110,10 @@ impl Chrome<'_> {
     pub fn t(&self, key: &str) -> String {
         self.i18n.t(&self.lang, key)
     }
+    /// The label of a value under a key prefix (`tk("task-state-", "open")`).
+    pub fn tk(&self, prefix: &str, value: &str) -> String {
+        self.i18n.t(&self.lang, &format!("{prefix}{}", value.replace('_', "-")))
+    }
     /// The page to return to after switching language.
     pub fn back(&self) -> &'static str {
         match self.active {

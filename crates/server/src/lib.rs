@@ -6,11 +6,13 @@ pub mod api;
 pub mod api_doors;
 pub mod api_vault;
 pub mod api_registers;
+pub mod api_isms;
 #[macro_use]
 pub mod console;
 pub mod console_doors;
 pub mod console_vault;
 pub mod console_registers;
+pub mod console_isms;
 pub mod error;
 pub mod i18n;
 
@@ -61,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console_doors::routes())
         .merge(console_vault::routes())
         .merge(console_registers::routes())
+        .merge(console_isms::routes())
         .layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024))
         .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .with_state(state)

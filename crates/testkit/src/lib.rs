@@ -6,6 +6,7 @@
 //! cannot be reached the test is skipped, except under `CI=true`, where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod smtp;
 pub mod webdriver;
 
 use std::net::SocketAddr;
@@ -91,6 +92,11 @@ pub fn start_time() -> chrono::DateTime<chrono::Utc> {
 
 /// Boots the server on 127.0.0.1:0 with a fresh database. None: PostgreSQL skipped.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// As [`spawn_app`], with a chance to change the options (a mail relay, settings) first.
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut OpenOptions)) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap();
     let (pg_db, url) = match backend {
         Backend::Sqlite => (None, mamori_core::db::sqlite_url(dir.path())),
@@ -107,6 +113,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     opts.clock = Arc::new(clock.clone());
     // Passkeys need a host name, not an IP: browsers reach the test server as localhost.
     opts.settings = Settings { public_url: Some(format!("http://localhost:{}", addr.port())), ..Settings::default() };
+    configure(&mut opts);
     let app = Mamori::open(opts).await.expect("open mamori");
     app.create_user(None, "admin", "管理者", &[Role::Admin], ADMIN_PASSWORD).await.expect("admin");
     let admin_token = app.create_token(None, "admin", "tests").await.expect("token");

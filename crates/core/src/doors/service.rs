@@ -1251,6 +1251,10 @@ impl Mamori {
             if let Err(e) = self.expire_copies().await {
                 tracing::error!(error = %e, "copy expiry failed");
             }
+            // The ISMS cycle: the month's tasks, overdue reminders, the mail outbox (MGMT-6).
+            if let Err(e) = self.cycle_jobs().await {
+                tracing::error!(error = %e, "ISMS cycle job failed");
+            }
             tokio::select! {
                 _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
                 _ = stop.changed() => return,

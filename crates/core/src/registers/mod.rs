@@ -1,11 +1,31 @@
-//! Management registers (issue 6), first pieces: the asset register (`assets`, in the store,
-//! the API and the console), and pure rules the registers will apply — risk values by the seed's
-//! formula and by the IPA small-business method (`risk`), and the APPI clock for incidents
-//! (`appi`), each tested against worked examples.
+//! Management registers (issue 6): the asset register, risk assessment and treatment, the
+//! statement of applicability with live evidence, the monthly cycle (objectives,
+//! self-inspections, re-inventory) with sign-off and reminders, people's records, vendors,
+//! audits, incidents under the APPI, policy documents, chain of custody and the audit pack.
 
 pub mod appi;
 pub mod assets;
+pub mod audits;
+pub mod catalogue;
+pub mod custody;
+pub mod cycle;
 pub mod documents;
+pub mod evidence;
 pub mod incidents;
+pub mod pack;
+pub mod people;
 pub mod risk;
 pub mod risks;
+pub mod soa;
+pub mod vendors;
+
+use crate::error::{CoreError, Result};
+
+/// A free text of up to `max` characters (lines allowed, no other control characters), trimmed.
+pub(crate) fn long_text(field: &str, s: &str, max: usize) -> Result<String> {
+    let s = s.trim();
+    if s.chars().count() > max || s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(CoreError::invalid(field, format!("at most {max} characters of text")));
+    }
+    Ok(s.to_owned())
+}

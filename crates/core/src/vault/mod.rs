@@ -277,6 +277,9 @@ impl Mamori {
         if user == p.user_id {
             return Err(CoreError::invalid("login", "nobody grants access to themselves"));
         }
+        // HUMAN-1/2: when the centre turns it on, no data access for someone who owes a
+        // pledge or required training.
+        self.check_grantee_flags(user).await?;
         let ops: Vec<&str> = g.ops.iter().map(|o| o.as_str()).collect();
         let ends = now + Duration::hours(g.hours);
         let (id,): (i64,) = sqlx::query_as(

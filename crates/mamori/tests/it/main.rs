@@ -8,6 +8,7 @@ mod browser_doors;
 mod browser_vault;
 mod cli;
 mod doors;
+mod isms;
 mod ledger;
 mod registers;
 mod tls;
