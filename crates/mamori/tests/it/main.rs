@@ -5,6 +5,7 @@
 mod api;
 mod browser;
 mod browser_doors;
+mod browser_isms;
 mod browser_vault;
 mod cli;
 mod doors;
