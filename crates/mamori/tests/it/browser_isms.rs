@@ -74,6 +74,32 @@ async fn self_inspection_and_sign_off() {
     assert!(b.wait_for_in("#overdue-table", "HR").await);
     let overdue = b.text("#overdue-table").await;
     assert!(overdue.contains("2026-04") && !overdue.contains("OPS"), "{overdue}");
+
+    // VENDOR-1: a vendor whose Privacy Mark expired cannot get a new contract (console).
+    b.click("#to-vendors").await;
+    b.fill("#vd-code", "SHRED").await;
+    b.fill("#vd-name", "溶解処理株式会社").await;
+    b.fill("#vd-number", "10800001(03)").await;
+    b.set_value("#vd-expiry", "2026-03-31").await;
+    b.click("#vd-nda").await;
+    b.click("#vendor-submit").await;
+    assert!(b.wait_for_in("#vendor-SHRED", "有効期限切れ").await);
+    b.fill("#vendor-SHRED input[name=title]", "機密書類の溶解処理").await;
+    b.set_value("#vendor-SHRED input[name=starts]", "2026-05-10").await;
+    b.set_value("#vendor-SHRED input[name=ends]", "2027-03-31").await;
+    for k in ["confidentiality", "resubcontracting", "incident_liability", "data_at_end", "audit_right"] {
+        b.click(&format!("#vendor-SHRED input[name=clause_{k}]")).await;
+    }
+    b.click("#vendor-SHRED .contract-submit").await;
+    assert!(b.wait_for_in("#page-error", "新しい契約は結べません").await);
+    // Every register page opens in Japanese for the secretariat.
+    for (path, h1) in [("/registers/soa", "適用宣言書"), ("/registers/people", "誓約書・教育の記録"), ("/registers/audits", "監査・マネジメントレビュー"),
+        ("/registers/custody", "媒体・廃棄・保存期間"), ("/pledge", "誓約書と教育")] {
+        b.goto(&app.url(path)).await;
+        assert!(b.wait_for_in("h1", h1).await, "{path}");
+    }
+    b.goto(&app.url("/registers/soa")).await;
+    assert!(b.wait_for_in("#soa-table", "A.8.34").await, "all of Annex A");
     if let Ok(dir) = std::env::var("MAMORI_SCREENSHOTS") {
         b.screenshot(&std::path::Path::new(&dir).join("isms.png")).await;
         b.goto(&app.url("/registers/soa")).await;
