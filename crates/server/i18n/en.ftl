@@ -611,3 +611,6 @@ rule-my-number-audit-before-work = My Number work needs a passed audit before wo
 rule-media-never-reused = A disposed medium is never reused.
 rule-security-office-approves-disposal = Only the CISO and the information manager approve outsourced disposal.
 rule-nobody-approves-own-record = Nobody approves their own disposal record.
+person-due = What is due
+person-pledges = Pledges signed
+person-training = Training attended

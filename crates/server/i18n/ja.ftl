@@ -611,3 +611,6 @@ rule-my-number-audit-before-work = マイナンバーの作業開始には、作
 rule-media-never-reused = 廃棄した媒体は再利用できません。
 rule-security-office-approves-disposal = 委託廃棄を承認できるのは CISO と情報管理責任者だけです。
 rule-nobody-approves-own-record = 自分が記録した廃棄は承認できません。
+person-due = 提出・受講が必要なもの
+person-pledges = 誓約書の履歴
+person-training = 受講履歴

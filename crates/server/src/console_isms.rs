@@ -34,7 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/registers/vendors/{code}/audits", post(vendor_audit_add))
         .route("/registers/contracts/{id}/start", post(contract_start))
         .route("/registers/people", get(records_page))
-        .route("/registers/people/{what}", post(records_post))
+        .route("/registers/people/{what}", get(person_page).post(records_post))
         .route("/pledge", get(pledge_page).post(pledge_sign))
         .route("/registers/audits", get(audits_page))
         .route("/registers/audits/{what}", post(audits_post))
@@ -444,6 +444,31 @@ async fn records_post(State(st): State<AppState>, s: ConsoleSession, Path(what):
     }
     .await;
     back!(st, s, r, "/registers/people", records_render)
+}
+
+#[derive(Template)]
+#[template(path = "person_record.html")]
+struct PersonPage<'a> {
+    c: Chrome<'a>,
+    r: people::PersonRecord,
+}
+
+impl PersonPage<'_> {
+    fn when(&self, ms: &i64) -> String {
+        jst(ms)
+    }
+    fn last(&self) -> String {
+        opt_jst(&self.r.flags.last_pledge_at)
+    }
+}
+
+/// A person's page (HUMAN-1..3): what they owe, and their pledges, training and drills.
+async fn person_page(State(st): State<AppState>, s: ConsoleSession, Path(no): Path<String>) -> Response {
+    let p = session!(s);
+    match st.app.person_record(&p, &no).await {
+        Ok(r) => render(&PersonPage { c: chrome(&st, &s, "isms"), r }, StatusCode::OK),
+        Err(e) => crate::error::WebError::from(e).into_response(),
+    }
 }
 
 #[derive(Template)]

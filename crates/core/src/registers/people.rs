@@ -93,6 +93,18 @@ pub struct PersonFlags {
     pub flagged: bool,
 }
 
+/// One person's records: what they owe and what they did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonRecord {
+    pub flags: PersonFlags,
+    /// (kind, version, signed at ms)
+    pub pledges: Vec<(String, i64, i64)>,
+    /// (course code, title, attended at ms, score, passed)
+    pub attendances: Vec<(String, String, i64, Option<i64>, bool)>,
+    /// (kind, name, held at ms, result)
+    pub drills: Vec<(String, String, i64, String)>,
+}
+
 fn check_kind<'a>(k: &'a str, allowed: &[&'a str], field: &str) -> Result<&'a str> {
     allowed.iter().find(|a| **a == k).copied().ok_or_else(|| CoreError::invalid(field, format!("one of {}", allowed.join(", "))))
 }
@@ -319,6 +331,29 @@ impl Mamori {
             courses_due: due,
             training_due,
         })
+    }
+
+    /// A person's page: flags and the history of pledges, training and drills.
+    pub async fn person_record(&self, p: &Principal, employee_no: &str) -> Result<PersonRecord> {
+        self.require(p, Action::RegistersRead).await?;
+        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM people WHERE employee_no = $1").bind(employee_no).fetch_optional(&self.db.pool).await?;
+        let (id,) = row.ok_or(CoreError::NotFound("person"))?;
+        let flags = self.person_flags(id).await?;
+        let pledges: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT t.kind, t.version, p.signed_at FROM pledges p JOIN pledge_texts t ON t.id = p.text_id WHERE p.person_id = $1 ORDER BY p.signed_at DESC",
+        )
+        .bind(id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let att: Vec<(String, String, i64, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT c.code, c.title, a.attended_at, a.score, a.passed FROM attendances a JOIN courses c ON c.id = a.course_id WHERE a.person_id = $1 ORDER BY a.attended_at DESC",
+        )
+        .bind(id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let drills: Vec<(String, String, i64, String)> =
+            sqlx::query_as("SELECT kind, name, held_at, result FROM drills WHERE person_id = $1 ORDER BY held_at DESC").bind(id).fetch_all(&self.db.pool).await?;
+        Ok(PersonRecord { flags, pledges, attendances: att.into_iter().map(|(c, t, at, s, ok)| (c, t, at, s, ok != 0)).collect(), drills })
     }
 
     /// Flags of every active member of staff (visitors excluded).

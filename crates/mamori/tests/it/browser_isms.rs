@@ -100,6 +100,10 @@ async fn self_inspection_and_sign_off() {
     }
     b.goto(&app.url("/registers/soa")).await;
     assert!(b.wait_for_in("#soa-table", "A.8.34").await, "all of Annex A");
+    // A person's page shows what they owe (HUMAN-1).
+    b.goto(&app.url("/registers/people")).await;
+    b.click("#person-M001").await;
+    assert!(b.wait_for_in("#person-due", "入社時の誓約書が未提出").await);
     if let Ok(dir) = std::env::var("MAMORI_SCREENSHOTS") {
         b.screenshot(&std::path::Path::new(&dir).join("isms.png")).await;
         b.goto(&app.url("/registers/soa")).await;
