@@ -78,7 +78,8 @@ pub struct RouteSpec {
 
 pub(crate) fn r(method: Method, path: &'static str, summary: &'static str, auth: Option<Action>, h: MethodRouter<AppState>) -> RouteSpec {
     let auth = match auth {
-        None if path == "/api/v1/sessions/current" || path == "/api/v1/me" => Auth::SignedIn,
+        // Open to every signed-in member of staff (their own pledge and records).
+        None if matches!(path, "/api/v1/sessions/current" | "/api/v1/me" | "/api/v1/me/records" | "/api/v1/pledges" | "/api/v1/pledge-texts/{kind}") => Auth::SignedIn,
         None => Auth::Public,
         Some(a) => Auth::Action(a),
     };
