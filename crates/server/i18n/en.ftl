@@ -614,3 +614,4 @@ rule-nobody-approves-own-record = Nobody approves their own disposal record.
 person-due = What is due
 person-pledges = Pledges signed
 person-training = Training attended
+treatment-risk = Risk assessment no.

@@ -614,3 +614,4 @@ rule-nobody-approves-own-record = 自分が記録した廃棄は承認できま�
 person-due = 提出・受講が必要なもの
 person-pledges = 誓約書の履歴
 person-training = 受講履歴
+treatment-risk = リスク評価の番号

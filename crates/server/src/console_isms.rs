@@ -141,8 +141,9 @@ async fn objective_add(State(st): State<AppState>, s: ConsoleSession, Form(form)
 async fn treatment_add(State(st): State<AppState>, s: ConsoleSession, Form(form): Form<HashMap<String, String>>) -> Response {
     let p = session_csrf!(s, form);
     let r = async {
+        let risk = field(&form, "risk");
         let t = soa::NewTreatment {
-            risk: None,
+            risk: if risk.trim().is_empty() { None } else { Some(risk.trim().parse().map_err(|_| CoreError::invalid("risk", "the number of a risk assessment"))?) },
             control: Some(field(&form, "control")),
             action: Text::parse("action", &field(&form, "action"))?,
             owner: Text::parse("owner", &field(&form, "owner"))?,
@@ -295,8 +296,10 @@ async fn soa_page(State(st): State<AppState>, s: ConsoleSession, Query(q): Query
 
 async fn soa_set(State(st): State<AppState>, s: ConsoleSession, Path(id): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
     let p = session_csrf!(s, form);
-    let u = soa::SoaUpdate { applicable: field(&form, "applicable") != "no", justification: field(&form, "justification") };
-    let r = st.app.set_soa(&p, &id, u).await;
+    let r = match field(&form, "applicable").as_str() {
+        a @ ("yes" | "no") => st.app.set_soa(&p, &id, soa::SoaUpdate { applicable: a == "yes", justification: field(&form, "justification") }).await,
+        _ => Err(CoreError::invalid("applicable", "choose applicable or excluded")),
+    };
     back!(st, s, r, format!("/registers/soa#c-{}", id.replace('.', "-")), soa_render)
 }
 
