@@ -128,6 +128,10 @@ impl Chrome<'_> {
             "monitor" => "/monitor",
             "visitors" => "/visitors",
             "vault" => "/vault",
+            "isms" => "/registers/cycle",
+            "registers" => "/registers/assets",
+            "incidents" => "/incidents",
+            "pledge" => "/pledge",
             _ => "/",
         }
     }
@@ -262,6 +266,7 @@ pub(crate) fn error_text(c: &Chrome<'_>, e: CoreError) -> String {
             if t == k { format!("{} ({r})", c.t("denied")) } else { t }
         }
         CoreError::Invalid { field, message } => format!("{field}: {message}"),
+        CoreError::ReauthRequired => c.t("reauth-required"),
         CoreError::Import { line, message } => format!("{} {line}: {message}", c.t("vault-import-line")),
         other => crate::error::WebError::from(other).body.message,
     }

@@ -64,6 +64,13 @@ macro_rules! back {
     };
 }
 
+/// The page's chrome, with the password re-check form when the error asks for it.
+fn chrome_err<'a>(st: &'a AppState, s: &ConsoleSession, active: &'static str, error: &Option<String>) -> Chrome<'a> {
+    let c = chrome(st, s, active);
+    let reauth = error.as_deref() == Some(c.t("reauth-required").as_str());
+    Chrome { reauth, ..c }
+}
+
 fn date(form: &HashMap<String, String>, k: &str) -> Result<Date, CoreError> {
     Date::parse(k, &field(form, k))
 }
@@ -112,7 +119,7 @@ async fn cycle_render(st: &AppState, s: &ConsoleSession, error: Option<String>, 
         Ok((overdue, mut tasks, objectives, treatments)) => {
             tasks.truncate(60);
             let period = evidence::Period::fiscal_year(st.app.clock.now());
-            render(&CyclePage { c: chrome(st, s, "isms"), overdue, tasks, objectives, treatments, period, error }, status)
+            render(&CyclePage { c: chrome_err(st, s, "isms", &error), overdue, tasks, objectives, treatments, period, error }, status)
         }
         Err(e) => crate::error::WebError::from(e).into_response(),
     }
@@ -405,7 +412,7 @@ async fn records_render(st: &AppState, s: &ConsoleSession, error: Option<String>
     let p = &s.state.principal;
     let loaded = async { Ok::<_, CoreError>((st.app.list_people_flags(p).await?, st.app.list_courses(p).await?, st.app.block_flagged_grants().await?)) }.await;
     match loaded {
-        Ok((rows, courses, blocking)) => render(&RecordsPage { c: chrome(st, s, "isms"), rows, courses, blocking, error }, status),
+        Ok((rows, courses, blocking)) => render(&RecordsPage { c: chrome_err(st, s, "isms", &error), rows, courses, blocking, error }, status),
         Err(e) => crate::error::WebError::from(e).into_response(),
     }
 }
@@ -640,8 +647,14 @@ async fn custody_post(State(st): State<AppState>, s: ConsoleSession, Path(what):
 
 // ---- The audit pack ---------------------------------------------------------------------
 
+/// The pack is an export: a password check older than five minutes is asked again on the
+/// dashboard, then the download is tried again.
 async fn pack_download(State(st): State<AppState>, s: ConsoleSession, Query(q): Query<PeriodQ>) -> Response {
     let p = session!(s);
+    if let Err(e) = st.app.require_recent_auth(&p) {
+        let msg = error_text(&chrome(&st, &s, "isms"), e);
+        return cycle_render(&st, &s, Some(msg), StatusCode::FORBIDDEN).await;
+    }
     match crate::api_isms::pack_response(&st, &p, &q).await {
         Ok(r) => r,
         Err(e) => e.into_response(),

@@ -49,6 +49,8 @@ impl Mamori {
     /// Builds the pack for `period` (and records that it was exported).
     pub async fn audit_pack(&self, p: &Principal, period: Period) -> Result<AuditPack> {
         self.require(p, Action::RegistersRead).await?;
+        // An export (SECURITY-BASELINE): a fresh password check in the console.
+        self.require_recent_auth(p)?;
         let now = self.clock.now();
         let mut rows = Vec::new();
 

@@ -394,6 +394,8 @@ impl Mamori {
         if !p.roles.iter().any(|r| matches!(r, Role::Ciso | Role::InfoManager)) {
             return Err(CoreError::Forbidden { rule: Some("security-office-sets-grant-blocking".into()) });
         }
+        // A policy change (SECURITY-BASELINE): a fresh password check in the console.
+        self.require_recent_auth(p)?;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         sqlx::query("DELETE FROM register_settings WHERE key = 'block_flagged_grants'").execute(&mut *tx).await?;

@@ -104,6 +104,17 @@ async fn self_inspection_and_sign_off() {
     b.goto(&app.url("/registers/people")).await;
     b.click("#person-M001").await;
     assert!(b.wait_for_in("#person-due", "入社時の誓約書が未提出").await);
+    // The audit pack is an export: an old password check is asked again (SECURITY-BASELINE).
+    app.clock.advance(chrono::Duration::minutes(4));
+    b.goto(&app.url("/registers/cycle")).await;
+    app.clock.advance(chrono::Duration::minutes(2));
+    b.click("#pack-submit").await;
+    assert!(b.wait_for_in("#page-error", "パスワードの再確認").await);
+    assert!(b.exists("#reauth-card").await);
+    b.fill("#reauth-password", ADMIN_PASSWORD).await;
+    b.click("#reauth-submit").await;
+    assert!(b.wait_for_in("h1", "ISMS運用").await);
+    assert!(!b.exists("#reauth-card").await);
     if let Ok(dir) = std::env::var("MAMORI_SCREENSHOTS") {
         b.screenshot(&std::path::Path::new(&dir).join("isms.png")).await;
         b.goto(&app.url("/registers/soa")).await;
