@@ -265,9 +265,9 @@ impl Mamori {
     /// The flags of one person (what they owe now).
     pub async fn person_flags(&self, person: i64) -> Result<PersonFlags> {
         let now = self.clock.now().timestamp_millis();
-        let row: Option<(i64, String, String, String, String)> =
-            sqlx::query_as("SELECT id, employee_no, name, kind, status FROM people WHERE id = $1").bind(person).fetch_optional(&self.db.pool).await?;
-        let (id, no, name, kind, status) = row.ok_or(CoreError::NotFound("person"))?;
+        let row: Option<(i64, String, String, String, String, Option<String>)> =
+            sqlx::query_as("SELECT id, employee_no, name, kind, status, end_date FROM people WHERE id = $1").bind(person).fetch_optional(&self.db.pool).await?;
+        let (id, no, name, kind, status, end_date) = row.ok_or(CoreError::NotFound("person"))?;
         let pledges: Vec<(String, i64)> = sqlx::query_as("SELECT t.kind, p.signed_at FROM pledges p JOIN pledge_texts t ON t.id = p.text_id WHERE p.person_id = $1")
             .bind(id)
             .fetch_all(&self.db.pool)
@@ -276,12 +276,16 @@ impl Mamori {
         let last = pledges.iter().filter(|(k, _)| k == "hire" || k == "yearly").map(|(_, at)| *at).max();
         let leaving = pledges.iter().any(|(k, _)| k == "leaving");
         let yearly_ok = last.is_some_and(|at| now - at < 365 * DAY);
+        // A leaving date set: the pledge at leaving is owed before the last day.
+        let leaving_due = !leaving && (status == "left" || end_date.as_deref().is_some_and(|d| !d.is_empty()));
         let pledge_next = if status == "left" {
-            (!leaving).then(|| "leaving".to_owned())
+            leaving_due.then(|| "leaving".to_owned())
         } else if !hire {
             Some("hire".to_owned())
         } else if !yearly_ok {
             Some("yearly".to_owned())
+        } else if leaving_due {
+            Some("leaving".to_owned())
         } else {
             None
         };

@@ -282,6 +282,14 @@ async fn people_records(app: TestApp) {
     // A month later the monthly course is due again; a year later the pledge.
     app.clock.advance(Duration::days(32));
     assert_eq!(ok(app.get_as(&op, "/api/v1/me/records").await).await["courses_due"], json!(["OP-M"]));
+    // A leaving date is set: the pledge at leaving is owed, then signed.
+    let r = app.http.put(app.url("/api/v1/people/E001")).bearer_auth(&app.admin_token)
+        .json(&json!({"employee_no": "E001", "name": "opさん", "kind": "employee", "department": "OPS", "end_date": "2026-06-30"})).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert_eq!(ok(app.get_as(&op, "/api/v1/me/records").await).await["pledge_next"], "leaving");
+    ok(app.post_as(&sec, "/api/v1/pledge-texts", &json!({"kind": "leaving", "body": "退職後も業務上知り得た個人情報を漏らしません。"})).await).await;
+    assert_eq!(status(app.post_as(&op, "/api/v1/pledges", &json!({"kind": "leaving", "version": 1})).await).await, 201);
+    assert!(ok(app.get_as(&op, "/api/v1/me/records").await).await["pledge_next"].is_null());
     let all = ok(app.get_as(&sec, "/api/v1/people-records").await).await;
     let d = all.as_array().unwrap().iter().find(|f| f["employee_no"] == "D001").unwrap();
     assert_eq!(d["pledge_next"], "hire", "dispatched staff owe a pledge too");
