@@ -578,15 +578,30 @@ impl Mamori {
     /// Resolves a bearer credential: an API token (`mmt_…`) or an API session (`mms_…`).
     pub async fn bearer(&self, token: &str, addr: Option<String>) -> Result<Option<Principal>> {
         if token.starts_with("mmt_") {
-            let row: Option<(i64, i64, Option<i64>)> =
-                sqlx::query_as("SELECT id, user_id, revoked_at FROM api_tokens WHERE token_hash = $1")
-                    .bind(sha256_hex(token))
-                    .fetch_optional(&self.db.pool)
-                    .await?;
-            return match row {
-                Some((id, user_id, None)) => self.principal_for(user_id, format!("token:{id}"), 0, addr).await,
-                _ => Ok(None),
-            };
+            // The token, its account and the account's roles in one query (every API request).
+            let rows: Vec<(i64, i64, String, String, i64, Option<String>)> = sqlx::query_as(
+                "SELECT t.id, t.user_id, u.login, u.display_name, u.disabled, r.role FROM api_tokens t JOIN users u ON u.id = t.user_id \
+                 LEFT JOIN role_assignments r ON r.user_id = u.id WHERE t.token_hash = $1 AND t.revoked_at IS NULL ORDER BY r.role",
+            )
+            .bind(sha256_hex(token))
+            .fetch_all(&self.db.pool)
+            .await?;
+            let Some((id, user_id, login, display_name, disabled, _)) = rows.first().cloned() else { return Ok(None) };
+            if disabled != 0 {
+                return Ok(None);
+            }
+            let roles = rows.into_iter().filter_map(|r| r.5.and_then(|x| x.parse().ok())).collect();
+            return Ok(Some(Principal {
+                user_id,
+                login,
+                display_name,
+                roles,
+                disabled: false,
+                via: format!("token:{id}"),
+                auth_at: 0,
+                addr,
+                terminal: None,
+            }));
         }
         match self.session(token, addr).await? {
             Some(s) if s.kind == "api" && !s.locked => Ok(Some(s.principal)),

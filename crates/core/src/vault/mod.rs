@@ -154,6 +154,28 @@ impl Mamori {
         Ok(Business { id, code, client, zone, my_number: my_number != 0, double_entry: double_entry != 0 })
     }
 
+    /// A business and its schema in one query (the hot read paths).
+    async fn business_fields(&self, conn: &mut AnyConnection, code: &str) -> Result<(Business, Vec<FieldRow>)> {
+        type Row = (i64, String, String, Option<i64>, i64, i64, Option<String>, Option<String>, Option<String>, Option<i64>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT b.id, b.code, c.code, b.zone_id, b.my_number, b.double_entry, f.name, f.label, f.sensitivity, f.searchable \
+             FROM businesses b JOIN clients c ON c.id = b.client_id LEFT JOIN vault_fields f ON f.business_id = b.id \
+             WHERE b.code = $1 ORDER BY f.position",
+        )
+        .bind(code)
+        .fetch_all(&mut *conn)
+        .await?;
+        let first = rows.first().ok_or(CoreError::NotFound("business"))?;
+        let b = Business { id: first.0, code: first.1.clone(), client: first.2.clone(), zone: first.3, my_number: first.4 != 0, double_entry: first.5 != 0 };
+        let mut fields = Vec::with_capacity(rows.len());
+        for r in rows {
+            if let (Some(name), Some(label), Some(s), Some(q)) = (r.6, r.7, r.8, r.9) {
+                fields.push(FieldRow { name, label, sensitivity: s.parse()?, searchable: q != 0 });
+            }
+        }
+        Ok((b, fields))
+    }
+
     async fn fields_of(&self, conn: &mut AnyConnection, business: i64) -> Result<Vec<FieldRow>> {
         let rows: Vec<(String, String, String, i64)> =
             sqlx::query_as("SELECT name, label, sensitivity, searchable FROM vault_fields WHERE business_id = $1 ORDER BY position")
@@ -215,8 +237,7 @@ impl Mamori {
     pub async fn list_fields(&self, p: &Principal, business: &str) -> Result<Vec<FieldRow>> {
         self.require(p, Action::VaultUse).await?;
         let mut conn = self.db.pool.acquire().await?;
-        let b = self.business(&mut conn, business).await?;
-        self.fields_of(&mut conn, b.id).await
+        Ok(self.business_fields(&mut conn, business).await?.1)
     }
 
     /// CISO approval of a standing holder (DATA-1): at most three per business.
@@ -615,8 +636,7 @@ impl Mamori {
         let text = crate::directory::decode_csv(bytes)?;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
-        let b = self.business(&mut tx, business).await?;
-        let fields = self.fields_of(&mut tx, b.id).await?;
+        let (b, fields) = self.business_fields(&mut tx, business).await?;
         let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
         let headers = rdr.headers().map_err(|e| CoreError::Import { line: 1, message: e.to_string() })?.clone();
         let mut cols = Vec::new();
@@ -757,8 +777,7 @@ impl Mamori {
         // Reads only: the access event goes through the group-committed append, durable before
         // the value is returned (a reveal changes no state).
         let mut tx = self.db.pool.acquire().await?;
-        let b = self.business(&mut tx, business).await?;
-        let fields = self.fields_of(&mut tx, b.id).await?;
+        let (b, fields) = self.business_fields(&mut tx, business).await?;
         let f = fields.iter().find(|f| f.name == field).ok_or_else(|| CoreError::invalid("field", "no such field"))?;
         if f.sensitivity == Sensitivity::MyNumber {
             // Revealing a My Number needs a fresh password check (SECURITY-BASELINE).
