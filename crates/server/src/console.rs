@@ -436,6 +436,10 @@ struct DashboardPage<'a> {
     events: i64,
     can_ledger: bool,
     recent: Vec<EntryRow>,
+    /// Overdue ISMS tasks (MGMT-6), for those who keep or read the registers.
+    overdue: Option<Vec<mamori_core::registers::cycle::TaskRow>>,
+    /// What the signed-in person owes (pledge, training), if anything.
+    owes: bool,
 }
 
 
@@ -455,6 +459,8 @@ async fn dashboard(State(st): State<AppState>, s: ConsoleSession) -> Response {
         vec![]
     };
     let counts = st.app.counts().await.unwrap_or_default();
+    let overdue = st.app.list_tasks(p, true).await.ok();
+    let owes = st.app.my_flags(p).await.ok().flatten().is_some_and(|f| f.flagged);
     let page = DashboardPage {
         c: chrome(&st, &s, "dashboard"),
         people: counts.people,
@@ -463,6 +469,8 @@ async fn dashboard(State(st): State<AppState>, s: ConsoleSession) -> Response {
         events: counts.events,
         can_ledger,
         recent,
+        overdue,
+        owes,
     };
     render(&page, StatusCode::OK)
 }

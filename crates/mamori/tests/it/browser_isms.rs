@@ -74,6 +74,10 @@ async fn self_inspection_and_sign_off() {
     assert!(b.wait_for_in("#overdue-table", "HR").await);
     let overdue = b.text("#overdue-table").await;
     assert!(overdue.contains("2026-04") && !overdue.contains("OPS"), "{overdue}");
+    // And on the home dashboard.
+    b.goto(&app.url("/")).await;
+    assert!(b.wait_for_in("#dash-overdue", "自主点検 2026-04 HR").await);
+    b.goto(&app.url("/registers/cycle")).await;
 
     // VENDOR-1: a vendor whose Privacy Mark expired cannot get a new contract (console).
     b.click("#to-vendors").await;
