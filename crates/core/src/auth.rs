@@ -57,6 +57,17 @@ pub fn system_actor(what: &str) -> Actor {
     Actor { kind: "system".into(), id: what.into() }
 }
 
+/// An account's principal from its rows (login, name, disabled, role) — one row per role, or
+/// one with no role; None when the account is missing or disabled.
+fn principal_of_rows(user_id: i64, rows: Vec<(String, String, i64, Option<String>)>, via: String, auth_at: i64, addr: Option<String>) -> Option<Principal> {
+    let (login, display_name, disabled, _) = rows.first().cloned()?;
+    if disabled != 0 {
+        return None;
+    }
+    let roles = rows.into_iter().filter_map(|r| r.3.and_then(|x| x.parse().ok())).collect();
+    Some(Principal { user_id, login, display_name, roles, disabled: false, via, auth_at, addr, terminal: None })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionKind {
     Console,
@@ -434,22 +445,7 @@ impl Mamori {
         .bind(user_id)
         .fetch_all(&self.db.pool)
         .await?;
-        let Some((login, display_name, disabled, _)) = rows.first().cloned() else { return Ok(None) };
-        if disabled != 0 {
-            return Ok(None);
-        }
-        let roles = rows.into_iter().filter_map(|r| r.3.and_then(|x| x.parse().ok())).collect();
-        Ok(Some(Principal {
-            user_id,
-            login,
-            display_name,
-            roles,
-            disabled: false,
-            via,
-            auth_at,
-            addr,
-            terminal: None,
-        }))
+        Ok(principal_of_rows(user_id, rows, via, auth_at, addr))
     }
 
     /// Resolves a session token; applies the idle lock and the absolute timeout.
@@ -586,22 +582,9 @@ impl Mamori {
             .bind(sha256_hex(token))
             .fetch_all(&self.db.pool)
             .await?;
-            let Some((id, user_id, login, display_name, disabled, _)) = rows.first().cloned() else { return Ok(None) };
-            if disabled != 0 {
-                return Ok(None);
-            }
-            let roles = rows.into_iter().filter_map(|r| r.5.and_then(|x| x.parse().ok())).collect();
-            return Ok(Some(Principal {
-                user_id,
-                login,
-                display_name,
-                roles,
-                disabled: false,
-                via: format!("token:{id}"),
-                auth_at: 0,
-                addr,
-                terminal: None,
-            }));
+            let Some(&(id, user_id, ..)) = rows.first() else { return Ok(None) };
+            let rows = rows.into_iter().map(|(_, _, login, name, disabled, role)| (login, name, disabled, role)).collect();
+            return Ok(principal_of_rows(user_id, rows, format!("token:{id}"), 0, addr));
         }
         match self.session(token, addr).await? {
             Some(s) if s.kind == "api" && !s.locked => Ok(Some(s.principal)),

@@ -78,12 +78,16 @@ pub struct RouteSpec {
 
 pub(crate) fn r(method: Method, path: &'static str, summary: &'static str, auth: Option<Action>, h: MethodRouter<AppState>) -> RouteSpec {
     let auth = match auth {
-        // Open to every signed-in member of staff (their own pledge and records).
-        None if matches!(path, "/api/v1/sessions/current" | "/api/v1/me" | "/api/v1/me/records" | "/api/v1/pledges" | "/api/v1/pledge-texts/{kind}") => Auth::SignedIn,
         None => Auth::Public,
         Some(a) => Auth::Action(a),
     };
     RouteSpec { method, path, summary, auth, handler: h }
+}
+
+/// A route open to every signed-in caller (their own session, pledge and records); the handler
+/// may still refuse some roles.
+pub(crate) fn signed_in(method: Method, path: &'static str, summary: &'static str, h: MethodRouter<AppState>) -> RouteSpec {
+    RouteSpec { method, path, summary, auth: Auth::SignedIn, handler: h }
 }
 
 // Route and handler macros, shared with `api_doors` and `api_vault` (`#[macro_use]`).
@@ -99,8 +103,8 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::GET, "/api/v1/openapi.json", "This document", None, get!(openapi)),
         r(M::GET, "/api/v1/health", "Liveness", None, get!(health)),
         r(M::POST, "/api/v1/sessions", "Sign in; returns a bearer token", None, post!(sign_in)),
-        r(M::DELETE, "/api/v1/sessions/current", "Sign out", None, delete!(sign_out)),
-        r(M::GET, "/api/v1/me", "The caller and its roles", None, get!(me)),
+        signed_in(M::DELETE, "/api/v1/sessions/current", "Sign out", delete!(sign_out)),
+        signed_in(M::GET, "/api/v1/me", "The caller and its roles", get!(me)),
         r(M::GET, "/api/v1/sites", "List sites", Some(A::DirectoryRead), get!(list_sites)),
         r(M::POST, "/api/v1/sites", "Add a site", Some(A::DirectoryWrite), post!(create_site)),
         r(M::GET, "/api/v1/departments", "List departments", Some(A::DirectoryRead), get!(list_departments)),

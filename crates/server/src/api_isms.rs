@@ -11,7 +11,7 @@ use mamori_core::registers::{audits, custody, cycle, evidence, people, soa, vend
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{r, ApiJson, RouteSpec};
+use crate::api::{r, signed_in, ApiJson, RouteSpec};
 use crate::error::WebResult;
 use crate::{ApiPrincipal, AppState};
 
@@ -32,10 +32,10 @@ pub fn specs() -> Vec<RouteSpec> {
         r(M::PUT, "/api/v1/tasks/{id}/answers", "Answer every item of a task", Some(A::RegistersWrite), put!(answer_task)),
         r(M::POST, "/api/v1/tasks/{id}/sign-off", "The secretariat signs off (accept) or sends back a task", Some(A::RegistersSignOff), post!(sign_off)),
         r(M::PUT, "/api/v1/users/{login}/email", "Set the address reminder mail goes to", Some(A::UsersManage), put!(set_email)),
-        r(M::GET, "/api/v1/pledge-texts/{kind}", "The current pledge text of a kind (hire, yearly, leaving); any member of staff", None, get!(pledge_text)),
+        signed_in(M::GET, "/api/v1/pledge-texts/{kind}", "The current pledge text of a kind (hire, yearly, leaving); any member of staff", get!(pledge_text)),
         r(M::POST, "/api/v1/pledge-texts", "A new version of a pledge text", Some(A::RegistersWrite), post!(add_pledge_text)),
-        r(M::POST, "/api/v1/pledges", "Sign one's own pledge (誓約書, HUMAN-1); any member of staff", None, post!(sign_pledge)),
-        r(M::GET, "/api/v1/me/records", "What the caller owes: pledges and training", None, get!(my_records)),
+        signed_in(M::POST, "/api/v1/pledges", "Sign one's own pledge (誓約書, HUMAN-1); any member of staff", post!(sign_pledge)),
+        signed_in(M::GET, "/api/v1/me/records", "What the caller owes: pledges and training", get!(my_records)),
         r(M::GET, "/api/v1/people-records", "Everyone's pledges and training state, flags", Some(A::RegistersRead), get!(people_records)),
         r(M::GET, "/api/v1/courses", "Training courses (HUMAN-2)", Some(A::RegistersRead), get!(list_courses)),
         r(M::POST, "/api/v1/courses", "Add a course with its due rule", Some(A::RegistersWrite), post!(add_course)),
@@ -117,11 +117,8 @@ async fn set_soa(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Path
 async fn get_evidence(State(st): State<AppState>, ApiPrincipal(p): ApiPrincipal, Query(q): Query<PeriodQ>) -> WebResult<Json<Value>> {
     st.app.require(&p, Action::RegistersRead).await?;
     let period = q.period(st.app.clock.now())?;
-    let mut out = Vec::new();
-    for k in evidence::KINDS {
-        out.push(st.app.evidence(k, period).await?);
-    }
-    Ok(Json(json!({"period": period.label(), "evidence": out})))
+    let flags = st.app.people_flags_all().await?;
+    Ok(Json(json!({"period": period.label(), "evidence": st.app.evidence_all(period, &flags).await?})))
 }
 
 list_handler!(list_treatments, list_treatments);

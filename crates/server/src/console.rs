@@ -150,6 +150,13 @@ pub(crate) fn chrome<'a>(st: &'a AppState, s: &ConsoleSession, active: &'static 
     }
 }
 
+/// The page's chrome, with the password re-check form when the page's error asks for one.
+pub(crate) fn chrome_with_error<'a>(st: &'a AppState, s: &ConsoleSession, active: &'static str, error: &Option<String>) -> Chrome<'a> {
+    let c = chrome(st, s, active);
+    let reauth = error.as_deref() == Some(c.t("reauth-required").as_str());
+    Chrome { reauth, ..c }
+}
+
 pub(crate) fn render<T: Template>(t: &T, status: StatusCode) -> Response {
     match t.render() {
         Ok(html) => (status, Html(html)).into_response(),
@@ -459,7 +466,9 @@ async fn dashboard(State(st): State<AppState>, s: ConsoleSession) -> Response {
         vec![]
     };
     let counts = st.app.counts().await.unwrap_or_default();
-    let overdue = st.app.list_tasks(p, true).await.ok();
+    // Asked of the policy first: a refused `list_tasks` would record a denial on every visit.
+    let can_registers = st.app.decide(p, Action::RegistersRead).await.is_ok_and(|d| d.allowed);
+    let overdue = if can_registers { st.app.list_tasks(p, true).await.ok() } else { None };
     let owes = st.app.my_flags(p).await.ok().flatten().is_some_and(|f| f.flagged);
     let page = DashboardPage {
         c: chrome(&st, &s, "dashboard"),
@@ -967,8 +976,7 @@ async fn users_render(st: &AppState, s: &ConsoleSession, errors: HashMap<String,
         Ok(u) => u,
         Err(e) => return crate::error::WebError::from(e).into_response(),
     };
-    let reauth_msg = st.i18n.t(&s.state.lang, "reauth-required");
-    let c = Chrome { reauth: error.as_deref() == Some(reauth_msg.as_str()), ..chrome(st, s, "users") };
+    let c = chrome_with_error(st, s, "users", &error);
     render(&UsersPage { c, users, roles: Role::ALL, errors: FieldErrors(errors), error }, status)
 }
 

@@ -16,7 +16,7 @@ use mamori_core::types::{Code, Date, Role, Text};
 use mamori_core::CoreError;
 
 use crate::api_isms::PeriodQ;
-use crate::console::{chrome, error_text, field, render, Chrome};
+use crate::console::{chrome, chrome_with_error, error_text, field, render, Chrome};
 use crate::{AppState, ConsoleSession};
 
 pub fn routes() -> Router<AppState> {
@@ -62,13 +62,6 @@ macro_rules! back {
             }
         }
     };
-}
-
-/// The page's chrome, with the password re-check form when the error asks for it.
-fn chrome_err<'a>(st: &'a AppState, s: &ConsoleSession, active: &'static str, error: &Option<String>) -> Chrome<'a> {
-    let c = chrome(st, s, active);
-    let reauth = error.as_deref() == Some(c.t("reauth-required").as_str());
-    Chrome { reauth, ..c }
 }
 
 fn date(form: &HashMap<String, String>, k: &str) -> Result<Date, CoreError> {
@@ -119,7 +112,7 @@ async fn cycle_render(st: &AppState, s: &ConsoleSession, error: Option<String>, 
         Ok((overdue, mut tasks, objectives, treatments)) => {
             tasks.truncate(60);
             let period = evidence::Period::fiscal_year(st.app.clock.now());
-            render(&CyclePage { c: chrome_err(st, s, "isms", &error), overdue, tasks, objectives, treatments, period, error }, status)
+            render(&CyclePage { c: chrome_with_error(st, s, "isms", &error), overdue, tasks, objectives, treatments, period, error }, status)
         }
         Err(e) => crate::error::WebError::from(e).into_response(),
     }
@@ -412,7 +405,7 @@ async fn records_render(st: &AppState, s: &ConsoleSession, error: Option<String>
     let p = &s.state.principal;
     let loaded = async { Ok::<_, CoreError>((st.app.list_people_flags(p).await?, st.app.list_courses(p).await?, st.app.block_flagged_grants().await?)) }.await;
     match loaded {
-        Ok((rows, courses, blocking)) => render(&RecordsPage { c: chrome_err(st, s, "isms", &error), rows, courses, blocking, error }, status),
+        Ok((rows, courses, blocking)) => render(&RecordsPage { c: chrome_with_error(st, s, "isms", &error), rows, courses, blocking, error }, status),
         Err(e) => crate::error::WebError::from(e).into_response(),
     }
 }

@@ -30,6 +30,10 @@ pub fn routes() -> Router<AppState> {
         .route("/registers/risks/{id}/accept", axum::routing::post(risk_accept))
 }
 
+async fn can_read_registers(st: &AppState, p: &mamori_core::auth::Principal) -> bool {
+    st.app.decide(p, mamori_core::policy::Action::RegistersRead).await.is_ok_and(|d| d.allowed)
+}
+
 /// The register as a CSV download.
 pub(crate) fn assets_csv(bytes: Vec<u8>) -> Response {
     attachment("text/csv; charset=utf-8", "assets.csv", bytes, &[])
@@ -208,7 +212,10 @@ impl IncidentsPage<'_> {
 }
 
 async fn incidents_render(st: &AppState, s: &ConsoleSession, error: Option<String>, notice: Option<String>, status: StatusCode) -> Response {
-    let rows = st.app.list_incidents(&s.state.principal).await.ok();
+    // Staff who may report but not read see the form only (asked of the policy first, so that
+    // their visit records no denial).
+    let p = &s.state.principal;
+    let rows = if can_read_registers(st, p).await { st.app.list_incidents(p).await.ok() } else { None };
     render(&IncidentsPage { c: chrome(st, s, "incidents"), rows, error, notice }, status)
 }
 
@@ -231,7 +238,7 @@ async fn incident_create(State(st): State<AppState>, s: ConsoleSession, Form(for
     match parsed {
         Ok(i) => match st.app.report_incident(&p, i, "console").await {
             Ok(id) => {
-                if st.app.list_incidents(&p).await.is_ok() {
+                if can_read_registers(&st, &p).await {
                     Redirect::to(&format!("/incidents/{id}")).into_response()
                 } else {
                     let n = Some(format!("{} #{id}", chrome(&st, &s, "incidents").t("incident-received")));

@@ -146,8 +146,13 @@ impl LevelInfo {
     }
 }
 
+/// Japan time: a fixed offset (no daylight saving time since 1951).
+pub fn jst_offset() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(9 * 3600).unwrap_or(Utc.fix())
+}
+
 pub fn jst(at: DateTime<Utc>) -> DateTime<chrono::FixedOffset> {
-    at.with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).unwrap_or(Utc.fix()))
+    at.with_timezone(&jst_offset())
 }
 
 /// Everything a decision needs, as of `version`.

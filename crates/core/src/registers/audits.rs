@@ -7,7 +7,7 @@ use mamori_ledger::Event;
 use serde::{Deserialize, Serialize};
 
 use super::evidence::jst_date;
-use super::long_text;
+use super::{long_text, one_of};
 use crate::auth::Principal;
 use crate::error::{CoreError, Result};
 use crate::policy::Action;
@@ -93,10 +93,7 @@ pub struct ReviewRecord {
 impl Mamori {
     pub async fn plan_audit(&self, p: &Principal, a: NewAudit) -> Result<i64> {
         self.require(p, Action::RegistersWrite).await?;
-        let kind = match a.kind.as_str() {
-            k @ ("internal" | "unit" | "onsite" | "personal_info" | "follow_up") => k,
-            _ => return Err(CoreError::invalid("kind", "internal, unit, onsite, personal_info or follow_up")),
-        };
+        let kind = one_of("kind", &a.kind, &["internal", "unit", "onsite", "personal_info", "follow_up"])?;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
@@ -140,10 +137,7 @@ impl Mamori {
 
     pub async fn add_finding(&self, p: &Principal, audit: i64, f: NewFinding) -> Result<i64> {
         self.require(p, Action::RegistersWrite).await?;
-        let kind = match f.kind.as_str() {
-            k @ ("nonconformity" | "observation") => k,
-            _ => return Err(CoreError::invalid("kind", "nonconformity or observation")),
-        };
+        let kind = one_of("kind", &f.kind, &["nonconformity", "observation"])?;
         let text = long_text("text", &f.text, 2000)?;
         if text.is_empty() {
             return Err(CoreError::invalid("text", "describe the finding"));

@@ -8,7 +8,7 @@ use mamori_ledger::Event;
 use serde::{Deserialize, Serialize};
 
 use super::evidence::jst_text;
-use super::long_text;
+use super::{long_text, one_of};
 use crate::auth::Principal;
 use crate::error::{CoreError, Result};
 use crate::ledger::CENTRE_LOG;
@@ -109,10 +109,7 @@ impl Mamori {
     /// contractor's disposal certificate and a witness, and waits for approval.
     pub async fn record_disposal(&self, p: &Principal, d: NewDisposal) -> Result<i64> {
         self.require(p, Action::RegistersWrite).await?;
-        let method = match d.method.as_str() {
-            m @ ("physical_destruction" | "shredding" | "dissolution" | "data_erasure") => m,
-            _ => return Err(CoreError::invalid("method", "physical_destruction, shredding, dissolution or data_erasure")),
-        };
+        let method = one_of("method", &d.method, &["physical_destruction", "shredding", "dissolution", "data_erasure"])?;
         let contractor = long_text("contractor", &d.contractor, 200)?;
         let certificate = long_text("certificate", &d.certificate, 200)?;
         let witness = long_text("witness", &d.witness, 200)?;

@@ -21,6 +21,11 @@ pub mod vendors;
 
 use crate::error::{CoreError, Result};
 
+/// A value that must be one of a closed list (a kind, a method, a stage …).
+pub(crate) fn one_of<'a>(field: &str, value: &str, allowed: &[&'a str]) -> Result<&'a str> {
+    allowed.iter().find(|a| **a == value).copied().ok_or_else(|| CoreError::invalid(field, format!("one of {}", allowed.join(", "))))
+}
+
 /// A free text of up to `max` characters (lines allowed, no other control characters), trimmed.
 pub(crate) fn long_text(field: &str, s: &str, max: usize) -> Result<String> {
     let s = s.trim();

@@ -54,13 +54,15 @@ impl Mamori {
         let now = self.clock.now();
         let mut rows = Vec::new();
 
+        // Each kind of evidence and the staff's flags once, for every section that shows them.
+        let flags = self.people_flags_all().await?;
+        let evidence = self.evidence_all(period, &flags).await?;
         const S_EVIDENCE: &str = "証跡の状態";
-        for k in super::evidence::KINDS {
-            let e = self.evidence(k, period).await?;
-            rows.push(row(S_EVIDENCE, *k, ev_state(e.state), e.ja));
+        for e in &evidence {
+            rows.push(row(S_EVIDENCE, e.kind.clone(), ev_state(e.state), e.ja.clone()));
         }
         const S_SOA: &str = "適用宣言書";
-        for c in self.soa(p, period).await? {
+        for c in self.soa_rows(&evidence).await? {
             let applicable = match c.applicable {
                 Some(true) => "適用",
                 Some(false) => "適用除外",
@@ -159,7 +161,7 @@ impl Mamori {
             rows.push(row(S_VENDOR, format!("{} {}", v.code, v.name), st, format!("{} {}（有効期限 {}）、NDA {}、最終監査 {}、契約 {}件", v.cert_kind, v.cert_number, v.cert_expiry, yn(v.nda), v.last_audit.as_deref().unwrap_or("—"), v.contracts.len())));
         }
         const S_PEOPLE: &str = "従業者の誓約・教育";
-        for f in self.people_flags_all().await? {
+        for f in flags {
             let st = if f.flagged { "要対応" } else { "充足" };
             rows.push(row(S_PEOPLE, format!("{} {}", f.employee_no, f.name), st, format!("誓約書 {}、未修了の教育 {}", f.last_pledge_at.map(jst_text).unwrap_or_else(|| "未提出".into()), if f.courses_due.is_empty() { "なし".into() } else { f.courses_due.join("、") })));
         }

@@ -7,7 +7,7 @@
 use mamori_ledger::Event;
 use serde::{Deserialize, Serialize};
 
-use super::long_text;
+use super::{long_text, one_of};
 use crate::auth::Principal;
 use crate::error::{CoreError, Result};
 use crate::policy::Action;
@@ -105,10 +105,6 @@ pub struct PersonRecord {
     pub drills: Vec<(String, String, i64, String)>,
 }
 
-fn check_kind<'a>(k: &'a str, allowed: &[&'a str], field: &str) -> Result<&'a str> {
-    allowed.iter().find(|a| **a == k).copied().ok_or_else(|| CoreError::invalid(field, format!("one of {}", allowed.join(", "))))
-}
-
 async fn person_by_no(tx: &mut sqlx::AnyConnection, no: &str) -> Result<i64> {
     let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM people WHERE employee_no = $1").bind(no.trim()).fetch_optional(&mut *tx).await?;
     row.map(|r| r.0).ok_or_else(|| CoreError::invalid("employee_no", "no such person"))
@@ -118,7 +114,7 @@ impl Mamori {
     /// A new version of a pledge text (the secretariat keeps them).
     pub async fn add_pledge_text(&self, p: &Principal, t: NewPledgeText) -> Result<i64> {
         self.require(p, Action::RegistersWrite).await?;
-        let kind = check_kind(&t.kind, &["hire", "yearly", "leaving"], "kind")?;
+        let kind = one_of("kind", &t.kind, &["hire", "yearly", "leaving"])?;
         let body = long_text("body", &t.body, 20_000)?;
         if body.is_empty() {
             return Err(CoreError::invalid("body", "the pledge's text"));
@@ -151,7 +147,7 @@ impl Mamori {
     /// account must be linked to a person of the directory).
     pub async fn sign_pledge(&self, p: &Principal, kind: &str, version: i64) -> Result<()> {
         self.require(p, Action::PledgesSign).await?;
-        let kind = check_kind(kind, &["hire", "yearly", "leaving"], "kind")?;
+        let kind = one_of("kind", kind, &["hire", "yearly", "leaving"])?;
         let current = self.pledge_text(kind).await?.ok_or(CoreError::NotFound("pledge text"))?;
         if current.version != version {
             return Err(CoreError::Conflict("the pledge text has a newer version: read it again".into()));
@@ -177,7 +173,7 @@ impl Mamori {
 
     pub async fn add_course(&self, p: &Principal, c: NewCourse) -> Result<()> {
         self.require(p, Action::RegistersWrite).await?;
-        let rule = check_kind(&c.due_rule, &["hire", "yearly", "half_yearly", "monthly"], "due_rule")?;
+        let rule = one_of("due_rule", &c.due_rule, &["hire", "yearly", "half_yearly", "monthly"])?;
         if c.pass_score.is_some_and(|s| !(0..=100).contains(&s)) {
             return Err(CoreError::invalid("pass_score", "0 to 100"));
         }
@@ -243,7 +239,7 @@ impl Mamori {
 
     pub async fn record_drill(&self, p: &Principal, d: NewDrill) -> Result<()> {
         self.require(p, Action::RegistersWrite).await?;
-        let kind = check_kind(&d.kind, &["phishing", "exercise", "survey"], "kind")?;
+        let kind = one_of("kind", &d.kind, &["phishing", "exercise", "survey"])?;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         let person = person_by_no(&mut tx, &d.employee_no).await?;
@@ -264,77 +260,108 @@ impl Mamori {
 
     /// The flags of one person (what they owe now).
     pub async fn person_flags(&self, person: i64) -> Result<PersonFlags> {
+        self.flags_of(Some(person)).await?.pop().ok_or(CoreError::NotFound("person"))
+    }
+
+    /// The flags of one person, or of every active member of staff (visitors excluded), from
+    /// five queries however many people and courses there are.
+    async fn flags_of(&self, person: Option<i64>) -> Result<Vec<PersonFlags>> {
         let now = self.clock.now().timestamp_millis();
-        let row: Option<(i64, String, String, String, String, Option<String>)> =
-            sqlx::query_as("SELECT id, employee_no, name, kind, status, end_date FROM people WHERE id = $1").bind(person).fetch_optional(&self.db.pool).await?;
-        let (id, no, name, kind, status, end_date) = row.ok_or(CoreError::NotFound("person"))?;
-        let pledges: Vec<(String, i64)> = sqlx::query_as("SELECT t.kind, p.signed_at FROM pledges p JOIN pledge_texts t ON t.id = p.text_id WHERE p.person_id = $1")
-            .bind(id)
-            .fetch_all(&self.db.pool)
-            .await?;
-        let hire = pledges.iter().any(|(k, _)| k == "hire");
-        let last = pledges.iter().filter(|(k, _)| k == "hire" || k == "yearly").map(|(_, at)| *at).max();
-        let leaving = pledges.iter().any(|(k, _)| k == "leaving");
-        let yearly_ok = last.is_some_and(|at| now - at < 365 * DAY);
-        // A leaving date set: the pledge at leaving is owed before the last day.
-        let leaving_due = !leaving && (status == "left" || end_date.as_deref().is_some_and(|d| !d.is_empty()));
-        let pledge_next = if status == "left" {
-            leaving_due.then(|| "leaving".to_owned())
-        } else if !hire {
-            Some("hire".to_owned())
-        } else if !yearly_ok {
-            Some("yearly".to_owned())
-        } else if leaving_due {
-            Some("leaving".to_owned())
-        } else {
-            None
-        };
-        let pledge_due = status != "left" && pledge_next.is_some();
-        // Courses that apply: everyone's, and those of the roles of the person's accounts.
-        let roles: Vec<(String,)> =
-            sqlx::query_as("SELECT r.role FROM role_assignments r JOIN users u ON u.id = r.user_id WHERE u.person_id = $1").bind(id).fetch_all(&self.db.pool).await?;
-        let courses: Vec<(i64, String, String, Option<String>)> = sqlx::query_as("SELECT id, code, due_rule, role FROM courses ORDER BY code").fetch_all(&self.db.pool).await?;
-        let mut due = Vec::new();
-        if status == "active" {
-            for (cid, code, rule, role) in courses {
-                if role.as_ref().is_some_and(|r| !roles.iter().any(|(x,)| x == r)) {
-                    continue;
-                }
-                let (last,): (Option<i64>,) =
-                    sqlx::query_as("SELECT MAX(attended_at) FROM attendances WHERE course_id = $1 AND person_id = $2 AND passed = 1")
-                        .bind(cid)
-                        .bind(id)
-                        .fetch_one(&self.db.pool)
-                        .await?;
-                let window = match rule.as_str() {
-                    "hire" => None,
-                    "yearly" => Some(365 * DAY),
-                    "half_yearly" => Some(183 * DAY),
-                    _ => Some(31 * DAY),
-                };
-                let ok = match (last, window) {
-                    (None, _) => false,
-                    (Some(_), None) => true,
-                    (Some(at), Some(w)) => now - at < w,
-                };
-                if !ok {
-                    due.push(code);
-                }
+        // 0: everyone; else that person only.
+        let only = person.unwrap_or(0);
+        let people: Vec<(i64, String, String, String, String, Option<String>)> = match person {
+            Some(id) => {
+                sqlx::query_as("SELECT id, employee_no, name, kind, status, end_date FROM people WHERE id = $1").bind(id).fetch_all(&self.db.pool).await?
             }
-        }
-        let training_due = !due.is_empty();
-        Ok(PersonFlags {
-            person_id: id,
-            employee_no: no,
-            name,
-            kind,
-            last_pledge_at: last,
-            pledge_due,
-            pledge_next,
-            flagged: pledge_due || training_due,
-            courses_due: due,
-            training_due,
-        })
+            None => {
+                sqlx::query_as("SELECT id, employee_no, name, kind, status, end_date FROM people WHERE status = 'active' AND kind <> 'visitor' ORDER BY employee_no")
+                    .fetch_all(&self.db.pool)
+                    .await?
+            }
+        };
+        let pledges: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT p.person_id, t.kind, p.signed_at FROM pledges p JOIN pledge_texts t ON t.id = p.text_id WHERE $1 = 0 OR p.person_id = $2",
+        )
+        .bind(only)
+        .bind(only)
+        .fetch_all(&self.db.pool)
+        .await?;
+        // Roles of the accounts linked to each person: role-specific courses apply to them.
+        let roles: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT u.person_id, r.role FROM role_assignments r JOIN users u ON u.id = r.user_id WHERE u.person_id IS NOT NULL AND ($1 = 0 OR u.person_id = $2)",
+        )
+        .bind(only)
+        .bind(only)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let courses: Vec<(i64, String, String, Option<String>)> = sqlx::query_as("SELECT id, code, due_rule, role FROM courses ORDER BY code").fetch_all(&self.db.pool).await?;
+        let passed: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT person_id, course_id, MAX(attended_at) FROM attendances WHERE passed = 1 AND ($1 = 0 OR person_id = $2) GROUP BY person_id, course_id",
+        )
+        .bind(only)
+        .bind(only)
+        .fetch_all(&self.db.pool)
+        .await?;
+        Ok(people
+            .into_iter()
+            .map(|(id, no, name, kind, status, end_date)| {
+                let mine: Vec<(&str, i64)> = pledges.iter().filter(|(p, ..)| *p == id).map(|(_, k, at)| (k.as_str(), *at)).collect();
+                let hire = mine.iter().any(|(k, _)| *k == "hire");
+                let last = mine.iter().filter(|(k, _)| matches!(*k, "hire" | "yearly")).map(|(_, at)| *at).max();
+                let leaving = mine.iter().any(|(k, _)| *k == "leaving");
+                let yearly_ok = last.is_some_and(|at| now - at < 365 * DAY);
+                // A leaving date set: the pledge at leaving is owed before the last day.
+                let leaving_due = !leaving && (status == "left" || end_date.as_deref().is_some_and(|d| !d.is_empty()));
+                let pledge_next = if status == "left" {
+                    leaving_due.then(|| "leaving".to_owned())
+                } else if !hire {
+                    Some("hire".to_owned())
+                } else if !yearly_ok {
+                    Some("yearly".to_owned())
+                } else if leaving_due {
+                    Some("leaving".to_owned())
+                } else {
+                    None
+                };
+                let pledge_due = status != "left" && pledge_next.is_some();
+                let mut due = Vec::new();
+                if status == "active" {
+                    for (cid, code, rule, role) in &courses {
+                        if role.as_ref().is_some_and(|r| !roles.iter().any(|(p, x)| *p == id && x == r)) {
+                            continue;
+                        }
+                        let last = passed.iter().find(|(p, c, _)| *p == id && c == cid).map(|x| x.2);
+                        let window = match rule.as_str() {
+                            "hire" => None,
+                            "yearly" => Some(365 * DAY),
+                            "half_yearly" => Some(183 * DAY),
+                            _ => Some(31 * DAY),
+                        };
+                        let ok = match (last, window) {
+                            (None, _) => false,
+                            (Some(_), None) => true,
+                            (Some(at), Some(w)) => now - at < w,
+                        };
+                        if !ok {
+                            due.push(code.clone());
+                        }
+                    }
+                }
+                let training_due = !due.is_empty();
+                PersonFlags {
+                    person_id: id,
+                    employee_no: no,
+                    name,
+                    kind,
+                    last_pledge_at: last,
+                    pledge_due,
+                    pledge_next,
+                    flagged: pledge_due || training_due,
+                    courses_due: due,
+                    training_due,
+                }
+            })
+            .collect())
     }
 
     /// A person's page: flags and the history of pledges, training and drills.
@@ -362,13 +389,7 @@ impl Mamori {
 
     /// Flags of every active member of staff (visitors excluded).
     pub async fn people_flags_all(&self) -> Result<Vec<PersonFlags>> {
-        let ids: Vec<(i64,)> =
-            sqlx::query_as("SELECT id FROM people WHERE status = 'active' AND kind <> 'visitor' ORDER BY employee_no").fetch_all(&self.db.pool).await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for (id,) in ids {
-            out.push(self.person_flags(id).await?);
-        }
-        Ok(out)
+        self.flags_of(None).await
     }
 
     /// The people's records register: everyone's flags.

@@ -71,39 +71,40 @@ impl Mamori {
     /// The statement of applicability with the live evidence of each control for `period`.
     pub async fn soa(&self, p: &Principal, period: Period) -> Result<Vec<SoaRow>> {
         self.require(p, Action::RegistersRead).await?;
+        let flags = self.people_flags_all().await?;
+        let evidence = self.evidence_all(period, &flags).await?;
+        self.soa_rows(&evidence).await
+    }
+
+    /// The SoA's rows over evidence already computed (`evidence_all`).
+    pub(crate) async fn soa_rows(&self, evidence: &[Evidence]) -> Result<Vec<SoaRow>> {
         let rows: Vec<(String, i64, String)> =
             sqlx::query_as("SELECT control, applicable, justification FROM soa_entries").fetch_all(&self.db.pool).await?;
         let decided: HashMap<String, (bool, String)> = rows.into_iter().map(|(c, a, j)| (c, (a != 0, j))).collect();
-        let mut cache: HashMap<&str, Evidence> = HashMap::new();
-        let mut out = Vec::with_capacity(CONTROLS.len());
-        for c in CONTROLS {
-            let mut evidence = Vec::with_capacity(c.evidence.len());
-            for k in c.evidence {
-                if !cache.contains_key(k) {
-                    cache.insert(k, self.evidence(k, period).await?);
+        let by_kind: HashMap<&str, &Evidence> = evidence.iter().map(|e| (e.kind.as_str(), e)).collect();
+        Ok(CONTROLS
+            .iter()
+            .map(|c| {
+                let evidence: Vec<Evidence> = c.evidence.iter().filter_map(|k| by_kind.get(k).map(|e| (*e).clone())).collect();
+                // The weakest state of its evidence.
+                let state = evidence.iter().map(|e| e.state).max_by_key(|s| match s {
+                    State::Ok => 0,
+                    State::Partial => 1,
+                    State::Missing => 2,
+                });
+                let d = decided.get(c.id);
+                SoaRow {
+                    id: c.id,
+                    theme: c.theme,
+                    title_ja: c.ja,
+                    title_en: c.en,
+                    applicable: d.map(|d| d.0),
+                    justification: d.map(|d| d.1.clone()).unwrap_or_default(),
+                    evidence,
+                    state,
                 }
-                if let Some(e) = cache.get(k) {
-                    evidence.push(e.clone());
-                }
-            }
-            let state = evidence.iter().map(|e| e.state).max_by_key(|s| match s {
-                State::Ok => 0,
-                State::Partial => 1,
-                State::Missing => 2,
-            });
-            let d = decided.get(c.id);
-            out.push(SoaRow {
-                id: c.id,
-                theme: c.theme,
-                title_ja: c.ja,
-                title_en: c.en,
-                applicable: d.map(|d| d.0),
-                justification: d.map(|d| d.1.clone()).unwrap_or_default(),
-                evidence,
-                state,
             })
-        }
-        Ok(out)
+            .collect())
     }
 
     /// Decides a control's applicability, with its justification (required either way).

@@ -8,7 +8,7 @@ use mamori_ledger::Event;
 use serde::{Deserialize, Serialize};
 
 use super::evidence::jst_date;
-use super::long_text;
+use super::{long_text, one_of};
 use crate::auth::Principal;
 use crate::error::{CoreError, Result};
 use crate::policy::Action;
@@ -97,10 +97,7 @@ impl Mamori {
 
     pub async fn add_vendor(&self, p: &Principal, v: NewVendor) -> Result<i64> {
         self.require(p, Action::RegistersWrite).await?;
-        let kind = match v.cert_kind.as_str() {
-            k @ ("pmark" | "isms" | "equivalent") => k,
-            _ => return Err(CoreError::invalid("cert_kind", "pmark, isms or equivalent")),
-        };
+        let kind = one_of("cert_kind", &v.cert_kind, &["pmark", "isms", "equivalent"])?;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
@@ -233,10 +230,7 @@ impl Mamori {
 
     pub async fn record_vendor_audit(&self, p: &Principal, vendor: &str, a: NewVendorAudit) -> Result<i64> {
         self.require(p, Action::RegistersWrite).await?;
-        let stage = match a.stage.as_str() {
-            s @ ("yearly" | "before_contract" | "before_work" | "after_start") => s,
-            _ => return Err(CoreError::invalid("stage", "yearly, before_contract, before_work or after_start")),
-        };
+        let stage = one_of("stage", &a.stage, &["yearly", "before_contract", "before_work", "after_start"])?;
         let notes = long_text("notes", &a.notes, 2000)?;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
