@@ -19,6 +19,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::db::Arg;
 use crate::error::{CoreError, Result};
 use crate::policy::{Action, Decision};
 use crate::types::{Code, Password, Role, Text};
@@ -575,13 +576,14 @@ impl Mamori {
     pub async fn bearer(&self, token: &str, addr: Option<String>) -> Result<Option<Principal>> {
         if token.starts_with("mmt_") {
             // The token, its account and the account's roles in one query (every API request).
-            let rows: Vec<(i64, i64, String, String, i64, Option<String>)> = sqlx::query_as(
-                "SELECT t.id, t.user_id, u.login, u.display_name, u.disabled, r.role FROM api_tokens t JOIN users u ON u.id = t.user_id \
-                 LEFT JOIN role_assignments r ON r.user_id = u.id WHERE t.token_hash = $1 AND t.revoked_at IS NULL ORDER BY r.role",
-            )
-            .bind(sha256_hex(token))
-            .fetch_all(&self.db.pool)
-            .await?;
+            let rows: Vec<(i64, i64, String, String, i64, Option<String>)> = self
+                .db
+                .read(
+                    "SELECT t.id, t.user_id, u.login, u.display_name, u.disabled, r.role FROM api_tokens t JOIN users u ON u.id = t.user_id \
+                     LEFT JOIN role_assignments r ON r.user_id = u.id WHERE t.token_hash = $1 AND t.revoked_at IS NULL ORDER BY r.role",
+                    &[Arg::Text(&sha256_hex(token))],
+                )
+                .await?;
             let Some(&(id, user_id, ..)) = rows.first() else { return Ok(None) };
             let rows = rows.into_iter().map(|(_, _, login, name, disabled, role)| (login, name, disabled, role)).collect();
             return Ok(principal_of_rows(user_id, rows, format!("token:{id}"), 0, addr));

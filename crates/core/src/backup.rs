@@ -170,13 +170,7 @@ pub async fn restore(data_dir: &Path, url: &str, file: &Path, identity_path: &Pa
         .await
         .map_err(|e| CoreError::Internal(e.to_string()))??;
     if url.starts_with("sqlite:") {
-        let path = url
-            .trim_start_matches("sqlite://")
-            .trim_start_matches("sqlite:")
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let path = crate::db::sqlite_path(url).ok_or_else(|| CoreError::Config("restore needs a SQLite database file".into()))?;
         for ext in ["-wal", "-shm"] {
             let _ = fs::remove_file(format!("{path}{ext}"));
         }

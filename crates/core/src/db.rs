@@ -4,12 +4,21 @@
 //! Queries are written once, with `$1, $2, …` placeholders in order of first use (which SQLite
 //! accepts as well), and only the column types both backends share through the Any driver:
 //! 64-bit integers, text and bytes.
+//!
+//! The hot read paths (a bearer token, a business's schema, a data decision's facts, a record)
+//! go through [`Db::read`]: on SQLite it runs the same SQL synchronously on one of a few
+//! `rusqlite` connections of its own (WAL readers never wait for the writer, and a point query
+//! takes microseconds, less than handing it to `sqlx`'s worker thread and back); on PostgreSQL
+//! it is an ordinary pool query.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 
 use crate::error::{CoreError, Result};
@@ -95,11 +104,116 @@ pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
     pub url: String,
+    /// SQLite only: the connections of [`Db::read`].
+    hot: Option<Arc<HotReads>>,
 }
 
 /// The SQLite URL of the database inside a data directory.
 pub fn sqlite_url(data_dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join("mamori.db").display())
+}
+
+/// The file of a `sqlite:` URL (none for an in-memory database or another backend).
+pub fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| path.to_owned())
+}
+
+/// A value bound to a [`Db::read`] query.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Int(i64),
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    OptInt(Option<i64>),
+}
+
+impl rusqlite::ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Arg::Int(i) | Arg::OptInt(Some(i)) => ToSqlOutput::from(i),
+            Arg::Text(t) | Arg::OptText(Some(t)) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+            Arg::OptText(None) | Arg::OptInt(None) => ToSqlOutput::Borrowed(ValueRef::Null),
+        })
+    }
+}
+
+/// A row both stores decode the same way: a tuple of `i64`, `String`, `Vec<u8>` and their
+/// options.
+pub trait HotRow: Sized + Send + Unpin + for<'r> sqlx::FromRow<'r, AnyRow> {
+    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+macro_rules! hot_row {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t),+> HotRow for ($($t,)+)
+        where
+            $($t: rusqlite::types::FromSql + Send + Unpin,)+
+            ($($t,)+): for<'r> sqlx::FromRow<'r, AnyRow>,
+        {
+            fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(($(row.get::<usize, $t>($i)?,)+))
+            }
+        }
+    };
+}
+hot_row!(A 0);
+hot_row!(A 0, B 1);
+hot_row!(A 0, B 1, C 2);
+hot_row!(A 0, B 1, C 2, D 3);
+hot_row!(A 0, B 1, C 2, D 3, E 4);
+hot_row!(A 0, B 1, C 2, D 3, E 4, F 5);
+hot_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+hot_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+hot_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+hot_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+
+/// Read-only SQLite connections (`query_only`), each with its cache of prepared statements.
+struct HotReads {
+    conns: Vec<Mutex<rusqlite::Connection>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for HotReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotReads").field("connections", &self.conns.len()).finish()
+    }
+}
+
+impl HotReads {
+    fn open(path: &str, n: usize) -> Result<Self> {
+        let conns = (0..n)
+            .map(|_| {
+                let c = rusqlite::Connection::open(path)?;
+                c.busy_timeout(Duration::from_secs(10))?;
+                c.pragma_update(None, "query_only", true)?;
+                // Pages read from the mapped file instead of a read() per page: another
+                // connection's commit empties this one's page cache.
+                c.pragma_update(None, "mmap_size", 1i64 << 30)?;
+                c.set_prepared_statement_cache_capacity(64);
+                Ok(Mutex::new(c))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { conns, next: AtomicUsize::new(0) })
+    }
+
+    /// Runs a query on a free connection (or waits for one: each holds it for microseconds).
+    fn rows<T: HotRow>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
+        let n = self.conns.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let conn = match (0..n).find_map(|k| self.conns[(start + k) % n].try_lock().ok()) {
+            Some(c) => c,
+            None => self.conns[start % n].lock().map_err(|_| CoreError::Internal("read connection poisoned".into()))?,
+        };
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(T::from_sqlite(r)?);
+        }
+        Ok(out)
+    }
 }
 
 impl Db {
@@ -131,9 +245,43 @@ impl Db {
                 .await?,
             Backend::Postgres => pool_opts.max_connections(16).connect_with(opts).await?,
         };
-        let db = Self { pool, backend, url: url.to_owned() };
+        let mut db = Self { pool, backend, url: url.to_owned(), hot: None };
         db.migrate().await?;
+        if let Some(path) = sqlite_path(url).filter(|_| backend == Backend::Sqlite) {
+            db.hot = Some(Arc::new(HotReads::open(&path, 4)?));
+        }
         Ok(db)
+    }
+
+    /// A read-only query outside any transaction, for the hot paths (see the module's notes).
+    /// It sees everything committed before it starts.
+    pub async fn read<T: HotRow>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
+        self.rows(None, sql, args).await
+    }
+
+    /// A query in `conn` (a transaction, say), or with `None` as [`Db::read`].
+    pub async fn rows<T: HotRow>(&self, conn: Option<&mut sqlx::AnyConnection>, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
+        if let (None, Some(hot)) = (&conn, &self.hot) {
+            return hot.rows(sql, args);
+        }
+        let mut q = sqlx::query_as::<_, T>(sql);
+        for a in args {
+            q = match *a {
+                Arg::Int(i) => q.bind(i),
+                Arg::Text(t) => q.bind(t),
+                Arg::OptText(t) => q.bind(t),
+                Arg::OptInt(i) => q.bind(i),
+            };
+        }
+        Ok(match conn {
+            Some(c) => q.fetch_all(c).await?,
+            None => q.fetch_all(&self.pool).await?,
+        })
+    }
+
+    /// [`Db::read`] of at most one row.
+    pub async fn read_one<T: HotRow>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Option<T>> {
+        Ok(self.read(sql, args).await?.into_iter().next())
     }
 
     async fn migrate(&self) -> Result<()> {

@@ -23,6 +23,8 @@ pub enum CoreError {
     Import { line: u64, message: String },
     #[error("database error")]
     Db(#[from] sqlx::Error),
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("ledger: {0}")]
     Ledger(String),
     #[error("io error: {0}")]

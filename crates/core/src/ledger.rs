@@ -1,6 +1,7 @@
 //! The ledger service: stores events in the centre log and in the log of the client they touch,
 //! in the caller's transaction ([`LedgerService::append_tx`]) or group-committed
-//! ([`LedgerService::append`]); signs checkpoints; builds proofs and client export bundles;
+//! ([`LedgerService::append`], or [`LedgerService::append_with`] for a change and its event
+//! committed together in a group commit); signs checkpoints; builds proofs and client export bundles;
 //! verifies everything from the stored rows.
 //!
 //! Index allocation is `UPDATE ledger_logs SET size = size + n … RETURNING size`, which takes the
@@ -67,8 +68,17 @@ pub struct VerifyReport {
     pub at: String,
 }
 
+/// A change committed in a group commit's transaction together with its event (a record's
+/// rows, say). It runs before the batch's events are appended; an `Err` that is not a database
+/// error refuses this change alone (nothing of it written, its event not appended); a database
+/// error fails the batch, which is then retried one change per transaction.
+pub trait BatchStep: Send + Sync {
+    fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'c>>;
+}
+
 struct Pending {
     event: Event,
+    step: Option<Box<dyn BatchStep>>,
     /// Canonical bytes and leaf hash, computed by the caller so that the one writer task only
     /// binds and commits (encoding runs in parallel across producers).
     bytes: Vec<u8>,
@@ -291,11 +301,22 @@ impl LedgerService {
 
     /// Appends `ev` on its own, group-committed with other appends; returns once durable.
     pub async fn append(&self, ev: Event) -> Result<u64> {
+        self.submit(ev, None).await
+    }
+
+    /// Commits `step` and appends `ev` in one transaction shared with other appends (a group
+    /// commit: one durable write for many changes); returns once both are durable, or the
+    /// step's refusal with nothing written.
+    pub async fn append_with(&self, ev: Event, step: Box<dyn BatchStep>) -> Result<u64> {
+        self.submit(ev, Some(step)).await
+    }
+
+    async fn submit(&self, ev: Event, step: Option<Box<dyn BatchStep>>) -> Result<u64> {
         let (done, rx) = oneshot::channel();
         let bytes = ev.encode();
         let hash = leaf_hash(&bytes);
         self.writer
-            .send(Pending { event: ev, bytes, hash, done })
+            .send(Pending { event: ev, step, bytes, hash, done })
             .await
             .map_err(|_| CoreError::Ledger("ledger writer stopped".into()))?;
         rx.await.map_err(|_| CoreError::Ledger("ledger writer stopped".into()))?
@@ -742,34 +763,62 @@ async fn writer_loop(db: Db, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        // In time order, so that only stragglers from before the previous batch need their
-        // time raised (and re-encoding); `ts` strings (fixed-width UTC) sort chronologically.
-        batch.sort_by(|a, b| a.event.ts.cmp(&b.event.ts));
-        let mut events = Vec::with_capacity(batch.len());
-        let mut encoded = Vec::with_capacity(batch.len());
-        for p in &mut batch {
-            events.push(std::mem::replace(&mut p.event, Event::new(chrono::DateTime::UNIX_EPOCH, mamori_ledger::Actor { kind: String::new(), id: String::new() }, "")));
-            encoded.push((std::mem::take(&mut p.bytes), p.hash));
-        }
-        let result = async {
-            let mut tx = db.begin().await?;
-            let idx = append_encoded(&mut tx, &events, encoded).await?;
-            tx.commit().await?;
-            Ok::<_, CoreError>(idx)
-        }
-        .await;
-        match result {
-            Ok(idx) => {
-                for (p, i) in batch.drain(..).zip(idx) {
-                    let _ = p.done.send(Ok(i));
+        // Changes in arrival order, then the events in time order, so that only stragglers from
+        // before the previous batch need their time raised (and re-encoding); `ts` strings
+        // (fixed-width UTC) sort chronologically.
+        match commit_batch(&db, &mut batch).await {
+            Ok(()) => {}
+            Err(e) if batch.iter().any(|p| p.step.is_some()) && batch.len() > 1 => {
+                // One change failed the whole transaction: each on its own, so that only that
+                // one fails.
+                tracing::warn!(error = %e, "group commit failed; retrying one by one");
+                for p in batch.drain(..) {
+                    let mut one = vec![p];
+                    if let Err(e) = commit_batch(&db, &mut one).await {
+                        for p in one.drain(..) {
+                            let _ = p.done.send(Err(CoreError::Ledger(e.to_string())));
+                        }
+                    }
                 }
             }
             Err(e) => {
-                let msg = e.to_string();
                 for p in batch.drain(..) {
-                    let _ = p.done.send(Err(CoreError::Ledger(msg.clone())));
+                    let _ = p.done.send(Err(CoreError::Ledger(e.to_string())));
                 }
             }
         }
     }
+}
+
+/// One transaction for a batch: its changes, then its events; answers (and drains) every
+/// pending whose outcome is known, and leaves the batch whole on a database error.
+async fn commit_batch(db: &Db, batch: &mut Vec<Pending>) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let mut refused = Vec::new();
+    for (i, p) in batch.iter().enumerate() {
+        if let Some(step) = &p.step {
+            match step.apply(&mut tx).await {
+                Ok(()) => {}
+                Err(e @ (CoreError::Db(_) | CoreError::Sqlite(_))) => return Err(e),
+                Err(e) => refused.push((i, e)),
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..batch.len()).filter(|i| !refused.iter().any(|(r, _)| r == i)).collect();
+    order.sort_by(|a, b| batch[*a].event.ts.cmp(&batch[*b].event.ts));
+    let events: Vec<Event> = order.iter().map(|i| batch[*i].event.clone()).collect();
+    let encoded: Vec<(Vec<u8>, [u8; 32])> = order.iter().map(|i| (batch[*i].bytes.clone(), batch[*i].hash)).collect();
+    let idx = append_encoded(&mut tx, &events, encoded).await?;
+    tx.commit().await?;
+    let mut answers: Vec<Option<Result<u64>>> = (0..batch.len()).map(|_| None).collect();
+    for (i, e) in refused {
+        answers[i] = Some(Err(e));
+    }
+    for (i, n) in order.into_iter().zip(idx) {
+        answers[i] = Some(Ok(n));
+    }
+    for (p, a) in batch.drain(..).zip(answers) {
+        let _ = p.done.send(a.unwrap_or_else(|| Err(CoreError::Ledger("not committed".into()))));
+    }
+    Ok(())
 }

@@ -2,7 +2,9 @@
 //! each decision names the policy that decided it, or `default-deny`.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 use std::str::FromStr;
+use std::sync::Mutex;
 
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet,
@@ -15,7 +17,7 @@ use crate::types::Role;
 pub const CONSOLE_POLICY: &str = include_str!("../policy/console.cedar");
 
 /// An action a principal asks to perform in the console or the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     DirectoryRead,
     DirectoryWrite,
@@ -116,14 +118,54 @@ pub struct Decision {
     pub rule: String,
 }
 
-pub struct Authz {
-    policies: PolicySet,
-    authorizer: Authorizer,
+/// A bounded memo of a pure decision: the same inputs always give the same answer under one
+/// policy set, so each distinct question is put to Cedar once. It is emptied when it grows past
+/// its bound, and goes with the policy set it belongs to.
+pub(crate) struct Memo<K, V> {
+    map: Mutex<HashMap<K, V>>,
 }
 
-fn uid(ty: &str, id: &str) -> Result<EntityUid> {
-    let t = EntityTypeName::from_str(ty).map_err(|e| CoreError::Internal(format!("entity type: {e}")))?;
-    Ok(EntityUid::from_type_name_and_id(t, EntityId::new(id)))
+impl<K: Hash + Eq, V: Clone> Memo<K, V> {
+    const MAX: usize = 8192;
+
+    pub(crate) fn new() -> Self {
+        Self { map: Mutex::new(HashMap::new()) }
+    }
+
+    pub(crate) fn get_or(&self, key: K, ask: impl FnOnce() -> Result<V>) -> Result<V> {
+        if let Some(v) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(v);
+        }
+        let v = ask()?;
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= Self::MAX {
+                m.clear();
+            }
+            m.insert(key, v.clone());
+        }
+        Ok(v)
+    }
+}
+
+/// The `@id` of each policy, read once.
+pub(crate) fn policy_ids(policies: &PolicySet) -> HashMap<cedar_policy::PolicyId, String> {
+    policies.policies().filter_map(|p| p.annotation("id").map(|id| (p.id().clone(), id.to_owned()))).collect()
+}
+
+pub struct Authz {
+    policies: PolicySet,
+    ids: HashMap<cedar_policy::PolicyId, String>,
+    memo: Memo<(i64, Vec<Role>, bool, Action), Decision>,
+    authorizer: Authorizer,
+    /// Entity types parsed once (parsing a name runs Cedar's parser).
+    user_ty: EntityTypeName,
+    role_ty: EntityTypeName,
+    action_ty: EntityTypeName,
+    console: EntityUid,
+}
+
+fn entity_type(ty: &str) -> Result<EntityTypeName> {
+    EntityTypeName::from_str(ty).map_err(|e| CoreError::Internal(format!("entity type: {e}")))
 }
 
 impl Authz {
@@ -133,16 +175,33 @@ impl Authz {
 
     pub fn from_text(text: &str) -> Result<Self> {
         let policies = PolicySet::from_str(text).map_err(|e| CoreError::Config(format!("policy: {e}")))?;
-        Ok(Self { policies, authorizer: Authorizer::new() })
+        Ok(Self {
+            ids: policy_ids(&policies),
+            memo: Memo::new(),
+            policies,
+            authorizer: Authorizer::new(),
+            user_ty: entity_type("User")?,
+            role_ty: entity_type("Role")?,
+            action_ty: entity_type("Action")?,
+            console: EntityUid::from_type_name_and_id(entity_type("Console")?, EntityId::new("main")),
+        })
+    }
+
+    fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
     }
 
     /// Decides whether a user with `roles` may perform `action`.
     pub fn decide(&self, user_id: i64, roles: &[Role], disabled: bool, action: Action) -> Result<Decision> {
-        let principal = uid("User", &user_id.to_string())?;
+        self.memo.get_or((user_id, roles.to_vec(), disabled, action), || self.ask(user_id, roles, disabled, action))
+    }
+
+    fn ask(&self, user_id: i64, roles: &[Role], disabled: bool, action: Action) -> Result<Decision> {
+        let principal = Self::uid(&self.user_ty, &user_id.to_string());
         let mut parents = HashSet::new();
         let mut entities = Vec::new();
         for r in roles {
-            let ru = uid("Role", r.as_str())?;
+            let ru = Self::uid(&self.role_ty, r.as_str());
             parents.insert(ru.clone());
             entities.push(Entity::new_no_attrs(ru, HashSet::new()));
         }
@@ -150,14 +209,13 @@ impl Authz {
         let user = Entity::new(principal.clone(), attrs, parents).map_err(|e| CoreError::Internal(e.to_string()))?;
         entities.push(user);
         let entities = Entities::from_entities(entities, None).map_err(|e| CoreError::Internal(e.to_string()))?;
-        let request = Request::new(principal, uid("Action", action.as_str())?, uid("Console", "main")?, Context::empty(), None)
+        let request = Request::new(principal, Self::uid(&self.action_ty, action.as_str()), self.console.clone(), Context::empty(), None)
             .map_err(|e| CoreError::Internal(e.to_string()))?;
         let resp = self.authorizer.is_authorized(&request, &self.policies, &entities);
         let rule = resp
             .diagnostics()
             .reason()
-            .filter_map(|pid| self.policies.policy(pid).and_then(|p| p.annotation("id")).map(str::to_owned))
-            .next()
+            .find_map(|pid| self.ids.get(pid).cloned())
             .unwrap_or_else(|| "default-deny".to_owned());
         Ok(Decision { allowed: resp.decision() == CedarDecision::Allow, rule })
     }

@@ -100,6 +100,16 @@ pub async fn vault(secs: u64, clients: usize) -> anyhow::Result<()> {
     sqlx::query("INSERT INTO vault_holders (business_id, user_id, approved_by, approved_at) VALUES (1, 2, 1, 0)").execute(&app.db.pool).await?;
     sqlx::query("INSERT INTO presence (person_id, zone_id, since) VALUES (1, 1, 0)").execute(&app.db.pool).await?;
 
+    // The ceiling: the same load on the liveness route (HTTP, routing and headers only).
+    let (h_rate, h_p99, _) = {
+        let (http, url) = (http.clone(), format!("{base}/api/v1/health"));
+        load(clients, secs.min(3), move |_| {
+            let (http, url) = (http.clone(), url.clone());
+            async move { http.get(url).send().await.is_ok_and(|r| r.status().is_success()) }
+        })
+        .await?
+    };
+    eprintln!("HTTP baseline (health): {h_rate:.0}/s, p99 {h_p99:.2} ms");
     // Writes.
     let (w_rate, w_p99, w_fail) = {
         let (http, base, op, terminal) = (http.clone(), base.clone(), op.clone(), terminal.clone());
@@ -135,7 +145,8 @@ pub async fn vault(secs: u64, clients: usize) -> anyhow::Result<()> {
     let r2 = |x: f64| (x * 100.0).round() / 100.0;
     println!(
         "{}",
-        json!({"bench": "vault", "clients": clients, "read_per_s": r2(r_rate), "read_ms_p99": r2(r_p99), "write_per_s": r2(w_rate), "write_ms_p99": r2(w_p99)})
+        json!({"bench": "vault", "clients": clients, "read_per_s": r2(r_rate), "read_ms_p99": r2(r_p99), "write_per_s": r2(w_rate), "write_ms_p99": r2(w_p99),
+               "http_baseline_per_s": r2(h_rate), "read_vs_baseline": r2(r_rate / h_rate.max(1.0)), "write_vs_baseline": r2(w_rate / h_rate.max(1.0))})
     );
     Ok(())
 }

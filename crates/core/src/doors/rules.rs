@@ -230,6 +230,8 @@ pub struct DoorDecision {
 
 pub struct DoorPolicy {
     policies: PolicySet,
+    ids: HashMap<cedar_policy::PolicyId, String>,
+    memo: crate::policy::Memo<(&'static str, i64, i64, Vec<(&'static str, bool)>), (bool, String)>,
     authorizer: Authorizer,
     person_ty: EntityTypeName,
     zone_ty: EntityTypeName,
@@ -263,12 +265,16 @@ impl DoorPolicy {
             .enumerate()
             .map(|(n, id)| (id.to_owned(), n))
             .collect();
-        Ok(Self { policies, authorizer: Authorizer::new(), person_ty: ty("Person")?, zone_ty: ty("Zone")?, actions, rank })
+        Ok(Self { ids: crate::policy::policy_ids(&policies), memo: crate::policy::Memo::new(), policies, authorizer: Authorizer::new(), person_ty: ty("Person")?, zone_ty: ty("Zone")?, actions, rank })
     }
 
     /// Asks the policy; returns (allowed, deciding rule).
     pub fn evaluate(&self, action: &str, person: i64, zone: i64, facts: &[(&'static str, bool)]) -> Result<(bool, String)> {
-        let action = self.actions.get(action).ok_or_else(|| CoreError::Internal(format!("unknown door action {action}")))?;
+        let (name, action) = self.actions.get_key_value(action).ok_or_else(|| CoreError::Internal(format!("unknown door action {action}")))?;
+        self.memo.get_or((*name, person, zone, facts.to_vec()), || self.ask(action, person, zone, facts))
+    }
+
+    fn ask(&self, action: &EntityUid, person: i64, zone: i64, facts: &[(&'static str, bool)]) -> Result<(bool, String)> {
         let ctx = Context::from_pairs(facts.iter().map(|(k, v)| ((*k).to_owned(), RestrictedExpression::new_bool(*v))))
             .map_err(|e| CoreError::Internal(e.to_string()))?;
         let principal = EntityUid::from_type_name_and_id(self.person_ty.clone(), EntityId::new(person.to_string()));
@@ -278,9 +284,9 @@ impl DoorPolicy {
         let rule = resp
             .diagnostics()
             .reason()
-            .filter_map(|pid| self.policies.policy(pid).and_then(|p| p.annotation("id")))
+            .filter_map(|pid| self.ids.get(pid))
             .min_by_key(|id| self.rank.get(*id).copied().unwrap_or(usize::MAX))
-            .map_or_else(|| "default-deny".to_owned(), str::to_owned);
+            .map_or_else(|| "default-deny".to_owned(), String::clone);
         Ok((resp.decision() == CedarDecision::Allow, rule))
     }
 }

@@ -158,7 +158,7 @@ impl Mamori {
         let b = self.business(&mut tx, &bcode).await?;
         let fields = self.fields_of(&mut tx, bid).await?;
         let has_mn = fields.iter().any(|f| f.sensitivity == Sensitivity::MyNumber);
-        let (ok, rule) = self.decide_op(&mut tx, p, &b, op, has_mn, now).await?;
+        let (ok, rule) = self.decide_op(Some(&mut *tx), p, &b, op, has_mn, now).await?;
         if !ok {
             drop(tx);
             return Err(self.denied(p, &b, op, rule, None).await);

@@ -115,7 +115,7 @@ impl Mamori {
             return Err(CoreError::invalid("values", "the entry is empty"));
         }
         let has_mn = fields.iter().any(|f| f.sensitivity == Sensitivity::MyNumber && values.contains_key(&f.name));
-        let (ok, rule) = self.decide_op(&mut tx, p, &b, Op::Input, has_mn, now).await?;
+        let (ok, rule) = self.decide_op(Some(&mut *tx), p, &b, Op::Input, has_mn, now).await?;
         if !ok {
             drop(tx);
             return Err(self.denied(p, &b, Op::Input, rule, None).await);
@@ -240,7 +240,7 @@ impl Mamori {
         if first_by == p.user_id || second_by == Some(p.user_id) {
             return Err(CoreError::Forbidden { rule: Some("third-person-resolves".into()) });
         }
-        let (ok, rule) = self.decide_op(conn, p, b, Op::Change, false, now).await?;
+        let (ok, rule) = self.decide_op(Some(&mut *conn), p, b, Op::Change, false, now).await?;
         if !ok {
             return Err(CoreError::Forbidden { rule: Some(rule) });
         }

@@ -92,9 +92,9 @@ impl Mamori {
         let medium = Text::parse("medium", medium)?;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
-        let (b, fields) = self.business_fields(&mut tx, business).await?;
+        let (b, fields) = self.business_fields(Some(&mut *tx), business).await?;
         let has_mn = fields.iter().any(|f| f.sensitivity == Sensitivity::MyNumber);
-        let (ok, rule) = self.decide_op(&mut tx, p, &b, Op::Export, has_mn, now).await?;
+        let (ok, rule) = self.decide_op(Some(&mut *tx), p, &b, Op::Export, has_mn, now).await?;
         if !ok {
             drop(tx);
             return Err(self.denied(p, &b, Op::Export, rule, None).await);

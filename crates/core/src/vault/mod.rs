@@ -20,6 +20,8 @@ use mamori_ledger::Event;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
+use crate::db::Arg;
+
 use crate::auth::Principal;
 use crate::doors::DoorPolicy;
 use crate::error::{CoreError, Result};
@@ -120,6 +122,103 @@ struct Business {
     double_entry: bool,
 }
 
+/// A record's rows, sealed and ready to insert (in the caller's transaction or in a group
+/// commit).
+struct NewRecord {
+    uid: String,
+    business: i64,
+    key_id: i64,
+    normal: String,
+    created_by: i64,
+    created_at: i64,
+    /// (field, sealed value, masked hint, blind index)
+    values: Vec<(String, Vec<u8>, String, Option<String>)>,
+}
+
+impl NewRecord {
+    /// Seals every field above normal under `dek` (bound to the business, record and field).
+    #[allow(clippy::too_many_arguments)]
+    fn seal(
+        p: &Principal,
+        b: &Business,
+        fields: &[FieldRow],
+        key_id: i64,
+        dek: &[u8; 32],
+        index_key: Option<&[u8; 32]>,
+        values: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<Self> {
+        let uid = crate::auth::random_token("r_");
+        let normal: BTreeMap<&str, &str> = fields
+            .iter()
+            .filter(|f| f.sensitivity == Sensitivity::Normal)
+            .filter_map(|f| values.get(&f.name).map(|v| (f.name.as_str(), v.as_str())))
+            .collect();
+        let mut sealed = Vec::new();
+        for f in fields.iter().filter(|f| f.sensitivity != Sensitivity::Normal) {
+            let Some(v) = values.get(&f.name) else { continue };
+            let blind = match (index_key, f.searchable) {
+                (Some(k), true) => Some(crypto::blind_index(k, &f.name, v)?),
+                _ => None,
+            };
+            sealed.push((f.name.clone(), crypto::seal(dek, v.as_bytes(), &crypto::field_aad(b.id, &uid, &f.name))?, mask(f.sensitivity, v), blind));
+        }
+        Ok(Self {
+            normal: serde_json::to_string(&normal).map_err(|e| CoreError::Internal(e.to_string()))?,
+            uid,
+            business: b.id,
+            key_id,
+            created_by: p.user_id,
+            created_at: now.timestamp_millis(),
+            values: sealed,
+        })
+    }
+
+    /// Its `data.input` event: names the record, never a value.
+    fn event(&self, p: &Principal, b: &Business, rule: &str) -> Event {
+        let at = DateTime::from_timestamp_millis(self.created_at).unwrap_or_default();
+        Event::new(at, p.actor(), "data.input").object("record", &self.uid).client(&b.client).rule(rule).detail("business", &b.code).addr(p.addr.clone())
+    }
+
+    /// Inserts the rows, unless the data key was destroyed meanwhile (then nothing).
+    async fn insert(&self, conn: &mut AnyConnection) -> Result<()> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO vault_records (uid, business_id, key_id, normal, created_by, created_at) \
+             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM vault_keys WHERE id = $7 AND destroyed_at IS NULL) RETURNING id",
+        )
+        .bind(&self.uid)
+        .bind(self.business)
+        .bind(self.key_id)
+        .bind(&self.normal)
+        .bind(self.created_by)
+        .bind(self.created_at)
+        .bind(self.key_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let (rid,) = row.ok_or(CoreError::NotFound("data key (destroyed)"))?;
+        if self.values.is_empty() {
+            return Ok(());
+        }
+        let mut sql = String::from("INSERT INTO vault_values (record_id, field, sealed, hint, blind) VALUES ");
+        for i in 0..self.values.len() {
+            let k = i * 5;
+            sql.push_str(&format!("{}(${},${},${},${},${})", if i > 0 { "," } else { "" }, k + 1, k + 2, k + 3, k + 4, k + 5));
+        }
+        let mut q = sqlx::query(&sql);
+        for (field, sealed, hint, blind) in &self.values {
+            q = q.bind(rid).bind(field.as_str()).bind(sealed.as_slice()).bind(hint.as_str()).bind(blind.as_deref());
+        }
+        q.execute(&mut *conn).await?;
+        Ok(())
+    }
+}
+
+impl crate::ledger::BatchStep for NewRecord {
+    fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'c>> {
+        Box::pin(self.insert(conn))
+    }
+}
+
 /// Masks a value for display: card numbers keep their last four digits, My Numbers nothing,
 /// other personal fields their first character.
 pub fn mask(s: Sensitivity, v: &str) -> String {
@@ -154,17 +253,19 @@ impl Mamori {
         Ok(Business { id, code, client, zone, my_number: my_number != 0, double_entry: double_entry != 0 })
     }
 
-    /// A business and its schema in one query (the hot read paths).
-    async fn business_fields(&self, conn: &mut AnyConnection, code: &str) -> Result<(Business, Vec<FieldRow>)> {
+    /// A business and its schema in one query, in `conn` or (`None`) as a hot read.
+    async fn business_fields(&self, conn: Option<&mut AnyConnection>, code: &str) -> Result<(Business, Vec<FieldRow>)> {
         type Row = (i64, String, String, Option<i64>, i64, i64, Option<String>, Option<String>, Option<String>, Option<i64>);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT b.id, b.code, c.code, b.zone_id, b.my_number, b.double_entry, f.name, f.label, f.sensitivity, f.searchable \
-             FROM businesses b JOIN clients c ON c.id = b.client_id LEFT JOIN vault_fields f ON f.business_id = b.id \
-             WHERE b.code = $1 ORDER BY f.position",
-        )
-        .bind(code)
-        .fetch_all(&mut *conn)
-        .await?;
+        let rows: Vec<Row> = self
+            .db
+            .rows(
+                conn,
+                "SELECT b.id, b.code, c.code, b.zone_id, b.my_number, b.double_entry, f.name, f.label, f.sensitivity, f.searchable \
+                 FROM businesses b JOIN clients c ON c.id = b.client_id LEFT JOIN vault_fields f ON f.business_id = b.id \
+                 WHERE b.code = $1 ORDER BY f.position",
+                &[Arg::Text(code)],
+            )
+            .await?;
         let first = rows.first().ok_or(CoreError::NotFound("business"))?;
         let b = Business { id: first.0, code: first.1.clone(), client: first.2.clone(), zone: first.3, my_number: first.4 != 0, double_entry: first.5 != 0 };
         let mut fields = Vec::with_capacity(rows.len());
@@ -236,8 +337,7 @@ impl Mamori {
 
     pub async fn list_fields(&self, p: &Principal, business: &str) -> Result<Vec<FieldRow>> {
         self.require(p, Action::VaultUse).await?;
-        let mut conn = self.db.pool.acquire().await?;
-        Ok(self.business_fields(&mut conn, business).await?.1)
+        Ok(self.business_fields(None, business).await?.1)
     }
 
     /// CISO approval of a standing holder (DATA-1): at most three per business.
@@ -387,30 +487,37 @@ impl Mamori {
     }
 
     /// Decides one operation on a business's data for `p` now: (allowed, rule). The facts come
-    /// from one query (person, presence, holding, grants, terminal).
-    async fn decide_op(&self, conn: &mut AnyConnection, p: &Principal, b: &Business, op: Op, my_number_field: bool, now: DateTime<Utc>) -> Result<(bool, String)> {
+    /// from one query (person, presence, holding, grants, terminal), in `conn` or as a hot read.
+    async fn decide_op(&self, conn: Option<&mut AnyConnection>, p: &Principal, b: &Business, op: Op, my_number_field: bool, now: DateTime<Utc>) -> Result<(bool, String)> {
         let now_ms = now.timestamp_millis();
-        let row: Option<(Option<i64>, Option<i64>, i64, i64, i64)> = sqlx::query_as(
-            "SELECT u.person_id, \
-               (SELECT pr.zone_id FROM presence pr WHERE pr.person_id = u.person_id), \
-               (SELECT COUNT(*) FROM vault_holders h WHERE h.business_id = $1 AND h.user_id = u.id), \
-               (SELECT COUNT(*) FROM vault_grants g WHERE g.business_id = $2 AND g.user_id = u.id AND g.revoked_at IS NULL \
-                  AND g.starts_at <= $3 AND g.ends_at > $4 AND (g.needs_second = 0 OR g.approved_by IS NOT NULL) \
-                  AND (',' || g.ops || ',') LIKE $5), \
-               (SELECT COUNT(*) FROM terminals t WHERE t.key_hash = $6 AND t.business_id = $7 AND t.zone_id = $8 AND t.revoked_at IS NULL) \
-             FROM users u WHERE u.id = $9",
-        )
-        .bind(b.id)
-        .bind(b.id)
-        .bind(now_ms)
-        .bind(now_ms)
-        .bind(format!("%,{},%", op.as_str()))
-        .bind(p.terminal.clone())
-        .bind(b.id)
-        .bind(b.zone)
-        .bind(p.user_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let row: Option<(Option<i64>, Option<i64>, i64, i64, i64)> = self
+            .db
+            .rows(
+                conn,
+                "SELECT u.person_id, \
+                   (SELECT pr.zone_id FROM presence pr WHERE pr.person_id = u.person_id), \
+                   (SELECT COUNT(*) FROM vault_holders h WHERE h.business_id = $1 AND h.user_id = u.id), \
+                   (SELECT COUNT(*) FROM vault_grants g WHERE g.business_id = $2 AND g.user_id = u.id AND g.revoked_at IS NULL \
+                      AND g.starts_at <= $3 AND g.ends_at > $4 AND (g.needs_second = 0 OR g.approved_by IS NOT NULL) \
+                      AND (',' || g.ops || ',') LIKE ('%,' || $5 || ',%')), \
+                   (SELECT COUNT(*) FROM terminals t WHERE t.key_hash = $6 AND t.business_id = $7 AND t.zone_id = $8 AND t.revoked_at IS NULL) \
+                 FROM users u WHERE u.id = $9",
+                &[
+                    Arg::Int(b.id),
+                    Arg::Int(b.id),
+                    Arg::Int(now_ms),
+                    Arg::Int(now_ms),
+                    // Not a bare parameter on LIKE's right: that would make SQLite re-prepare at each run.
+                    Arg::Text(op.as_str()),
+                    Arg::OptText(p.terminal.as_deref()),
+                    Arg::Int(b.id),
+                    Arg::OptInt(b.zone),
+                    Arg::Int(p.user_id),
+                ],
+            )
+            .await?
+            .into_iter()
+            .next();
         let (person, zone, holder, granted, terminal) = row.unwrap_or((None, None, 0, 0, 0));
         let present = b.zone.is_some() && zone == b.zone && person.is_some();
         let (holder, granted, terminal) = (holder > 0, granted > 0, terminal > 0);
@@ -445,7 +552,7 @@ impl Mamori {
     /// The current data key of a business, created (and kept in the key store, never in the
     /// database) on first use.
     async fn data_key(&self, conn: &mut AnyConnection, b: &Business) -> Result<(i64, zeroize::Zeroizing<[u8; 32]>)> {
-        match self.live_key(conn, b, "data").await? {
+        match self.live_key(Some(&mut *conn), b, "data").await? {
             Some(k) => Ok(k),
             None => self.new_data_key(conn, b).await,
         }
@@ -457,14 +564,17 @@ impl Mamori {
 
     /// The newest live key of a purpose (`data`: the one new records are sealed under; `index`:
     /// the business's only blind-index key), if the business has one.
-    async fn live_key(&self, conn: &mut AnyConnection, b: &Business, purpose: &str) -> Result<Option<(i64, zeroize::Zeroizing<[u8; 32]>)>> {
-        let row: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT id, kid FROM vault_keys WHERE business_id = $1 AND purpose = $2 AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1",
-        )
-        .bind(b.id)
-        .bind(purpose)
-        .fetch_optional(&mut *conn)
-        .await?;
+    async fn live_key(&self, conn: Option<&mut AnyConnection>, b: &Business, purpose: &str) -> Result<Option<(i64, zeroize::Zeroizing<[u8; 32]>)>> {
+        let row: Option<(i64, Option<String>)> = self
+            .db
+            .rows(
+                conn,
+                "SELECT id, kid FROM vault_keys WHERE business_id = $1 AND purpose = $2 AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1",
+                &[Arg::Int(b.id), Arg::Text(purpose)],
+            )
+            .await?
+            .into_iter()
+            .next();
         match row {
             Some((id, Some(kid))) => Ok(Some((id, self.vault.dek(b.id, id, &kid)?))),
             _ => Ok(None),
@@ -473,7 +583,7 @@ impl Mamori {
 
     /// The business's blind-index key, created on first use (destroyed with its data keys).
     async fn index_key(&self, conn: &mut AnyConnection, b: &Business) -> Result<zeroize::Zeroizing<[u8; 32]>> {
-        match self.live_key(conn, b, "index").await? {
+        match self.live_key(Some(&mut *conn), b, "index").await? {
             Some((_, k)) => Ok(k),
             None => Ok(self.new_key(conn, b, "index").await?.1),
         }
@@ -554,25 +664,38 @@ impl Mamori {
     pub async fn create_record(&self, p: &Principal, business: &str, values: BTreeMap<String, String>) -> Result<String> {
         self.require(p, Action::VaultUse).await?;
         let now = self.clock.now();
-        let mut tx = self.db.begin().await?;
-        let b = self.business(&mut tx, business).await?;
+        // Decided on hot reads, then written in a group commit with its event: the record is
+        // committed within one batch of the decision, and only under a data key still live then.
+        let (b, fields) = self.business_fields(None, business).await?;
         if b.double_entry {
             return Err(CoreError::invalid("business", "this business requires double entry: key the form with its form number (DATA-10)"));
         }
-        let fields = self.fields_of(&mut tx, b.id).await?;
         if fields.is_empty() {
             return Err(CoreError::invalid("business", "this business has no record schema yet"));
         }
         check_values(&fields, &values)?;
         let has_mn = fields.iter().any(|f| f.sensitivity == Sensitivity::MyNumber && values.contains_key(&f.name));
-        let (ok, rule) = self.decide_op(&mut tx, p, &b, Op::Input, has_mn, now).await?;
+        let (ok, rule) = self.decide_op(None, p, &b, Op::Input, has_mn, now).await?;
         if !ok {
-            drop(tx);
             return Err(self.denied(p, &b, Op::Input, rule, None).await);
         }
-        let (key_id, dek) = self.data_key(&mut tx, &b).await?;
-        let uid = self.insert_record(&mut tx, p, &b, &fields, key_id, &dek, &values, &rule, now).await?;
-        tx.commit().await?;
+        let searchable = fields.iter().any(|f| f.searchable);
+        let (data, index) = match (self.live_key(None, &b, "data").await?, self.live_key(None, &b, "index").await?) {
+            (Some(d), Some((_, i))) => (d, Some(i)),
+            (Some(d), None) if !searchable => (d, None),
+            _ => {
+                // The first record of a business: its keys are made in a transaction of their own.
+                let mut tx = self.db.begin().await?;
+                let d = self.data_key(&mut tx, &b).await?;
+                let i = if searchable { Some(self.index_key(&mut tx, &b).await?) } else { None };
+                tx.commit().await?;
+                (d, i)
+            }
+        };
+        let rec = NewRecord::seal(p, &b, &fields, data.0, &data.1, index.as_deref(), &values, now)?;
+        let ev = rec.event(p, &b, &rule);
+        let uid = rec.uid.clone();
+        self.ledger.append_with(ev, Box::new(rec)).await?;
         Ok(uid)
     }
 
@@ -589,43 +712,11 @@ impl Mamori {
         rule: &str,
         now: DateTime<Utc>,
     ) -> Result<String> {
-        let uid = crate::auth::random_token("r_");
-        let normal: BTreeMap<&str, &str> = fields
-            .iter()
-            .filter(|f| f.sensitivity == Sensitivity::Normal)
-            .filter_map(|f| values.get(&f.name).map(|v| (f.name.as_str(), v.as_str())))
-            .collect();
-        let (rid,): (i64,) = sqlx::query_as(
-            "INSERT INTO vault_records (uid, business_id, key_id, normal, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(&uid)
-        .bind(b.id)
-        .bind(key_id)
-        .bind(serde_json::to_string(&normal).map_err(|e| CoreError::Internal(e.to_string()))?)
-        .bind(p.user_id)
-        .bind(now.timestamp_millis())
-        .fetch_one(&mut *conn)
-        .await?;
         let index_key = if fields.iter().any(|f| f.searchable) { Some(self.index_key(conn, b).await?) } else { None };
-        for f in fields.iter().filter(|f| f.sensitivity != Sensitivity::Normal) {
-            let Some(v) = values.get(&f.name) else { continue };
-            let sealed = crypto::seal(dek, v.as_bytes(), &crypto::field_aad(b.id, &uid, &f.name))?;
-            let blind = match (&index_key, f.searchable) {
-                (Some(k), true) => Some(crypto::blind_index(k, &f.name, v)?),
-                _ => None,
-            };
-            sqlx::query("INSERT INTO vault_values (record_id, field, sealed, hint, blind) VALUES ($1, $2, $3, $4, $5)")
-                .bind(rid)
-                .bind(&f.name)
-                .bind(sealed)
-                .bind(mask(f.sensitivity, v))
-                .bind(blind)
-                .execute(&mut *conn)
-                .await?;
-        }
-        let ev = Event::new(now, p.actor(), "data.input").object("record", &uid).client(&b.client).rule(rule).detail("business", &b.code).addr(p.addr.clone());
-        self.ledger.append_tx(conn, &ev).await?;
-        Ok(uid)
+        let rec = NewRecord::seal(p, b, fields, key_id, dek, index_key.as_deref(), values, now)?;
+        rec.insert(conn).await?;
+        self.ledger.append_tx(conn, &rec.event(p, b, rule)).await?;
+        Ok(rec.uid)
     }
 
     /// Batch import of records from CSV (UTF-8 or Shift_JIS; the header names the fields by
@@ -636,7 +727,7 @@ impl Mamori {
         let text = crate::directory::decode_csv(bytes)?;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
-        let (b, fields) = self.business_fields(&mut tx, business).await?;
+        let (b, fields) = self.business_fields(Some(&mut *tx), business).await?;
         let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
         let headers = rdr.headers().map_err(|e| CoreError::Import { line: 1, message: e.to_string() })?.clone();
         let mut cols = Vec::new();
@@ -661,7 +752,7 @@ impl Mamori {
             return Err(CoreError::Import { line: 2, message: "the file has no records".into() });
         }
         let has_mn = fields.iter().any(|f| f.sensitivity == Sensitivity::MyNumber && cols.contains(&f.name));
-        let (ok, rule) = self.decide_op(&mut tx, p, &b, Op::Input, has_mn, now).await?;
+        let (ok, rule) = self.decide_op(Some(&mut *tx), p, &b, Op::Input, has_mn, now).await?;
         if !ok {
             drop(tx);
             return Err(self.denied(p, &b, Op::Input, rule, None).await);
@@ -695,7 +786,7 @@ impl Mamori {
         let now = self.clock.now();
         let mut tx = self.db.pool.acquire().await?;
         let b = self.business(&mut tx, business).await?;
-        let (ok, rule) = self.decide_op(&mut tx, p, &b, Op::View, false, now).await?;
+        let (ok, rule) = self.decide_op(Some(&mut *tx), p, &b, Op::View, false, now).await?;
         if !ok {
             drop(tx);
             return Err(self.denied(p, &b, Op::View, rule, None).await);
@@ -713,7 +804,7 @@ impl Mamori {
                     return Err(CoreError::invalid("field", "not a searchable field of this business"));
                 }
                 // No index key yet means no record has a searchable value yet.
-                match self.live_key(&mut tx, &b, "index").await? {
+                match self.live_key(Some(&mut *tx), &b, "index").await? {
                     Some((_, k)) => {
                         sqlx::query_as(
                             "SELECT r.id, r.uid, r.normal, r.created_at FROM vault_records r JOIN vault_values v ON v.record_id = r.id \
@@ -774,32 +865,29 @@ impl Mamori {
             return Err(CoreError::invalid("purpose", "state why you need to see this field (at most 200 characters)"));
         }
         let now = self.clock.now();
-        // Reads only: the access event goes through the group-committed append, durable before
-        // the value is returned (a reveal changes no state).
-        let mut tx = self.db.pool.acquire().await?;
-        let (b, fields) = self.business_fields(&mut tx, business).await?;
+        // Reads only, each a hot read; the access event goes through the group-committed
+        // append, durable before the value is returned (a reveal changes no state).
+        let (b, fields) = self.business_fields(None, business).await?;
         let f = fields.iter().find(|f| f.name == field).ok_or_else(|| CoreError::invalid("field", "no such field"))?;
         if f.sensitivity == Sensitivity::MyNumber {
             // Revealing a My Number needs a fresh password check (SECURITY-BASELINE).
             self.require_recent_auth(p)?;
         }
-        let (ok, rule) = self.decide_op(&mut tx, p, &b, Op::View, f.sensitivity == Sensitivity::MyNumber, now).await?;
+        let (ok, rule) = self.decide_op(None, p, &b, Op::View, f.sensitivity == Sensitivity::MyNumber, now).await?;
         if !ok {
-            drop(tx);
             return Err(self.denied(p, &b, Op::View, rule, Some((uid, field))).await);
         }
         // The record, the sealed value and its key's name in one query.
-        let row: Option<(i64, String, Option<Vec<u8>>, Option<String>)> = sqlx::query_as(
-            "SELECT r.key_id, r.normal, v.sealed, k.kid FROM vault_records r \
-             LEFT JOIN vault_values v ON v.record_id = r.id AND v.field = $1 \
-             LEFT JOIN vault_keys k ON k.id = r.key_id AND k.destroyed_at IS NULL \
-             WHERE r.business_id = $2 AND r.uid = $3",
-        )
-        .bind(field)
-        .bind(b.id)
-        .bind(uid)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row: Option<(i64, String, Option<Vec<u8>>, Option<String>)> = self
+            .db
+            .read_one(
+                "SELECT r.key_id, r.normal, v.sealed, k.kid FROM vault_records r \
+                 LEFT JOIN vault_values v ON v.record_id = r.id AND v.field = $1 \
+                 LEFT JOIN vault_keys k ON k.id = r.key_id AND k.destroyed_at IS NULL \
+                 WHERE r.business_id = $2 AND r.uid = $3",
+                &[Arg::Text(field), Arg::Int(b.id), Arg::Text(uid)],
+            )
+            .await?;
         let (key_id, normal, sealed, kid) = row.ok_or(CoreError::NotFound("record"))?;
         let value = if f.sensitivity == Sensitivity::Normal {
             let m: BTreeMap<String, String> = serde_json::from_str(&normal).unwrap_or_default();
@@ -823,7 +911,6 @@ impl Mamori {
             .detail("business", &b.code)
             .detail("field", field)
             .addr(p.addr.clone());
-        drop(tx);
         self.ledger.append(ev).await?;
         Ok(Revealed { uid: uid.to_owned(), field: field.to_owned(), value })
     }
