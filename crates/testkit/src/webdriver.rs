@@ -199,6 +199,18 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // Ends the session first, so that ChromeDriver quits Chromium (killing the driver alone
+        // leaves the browser running): a blocking request, as Drop cannot await.
+        if let Some(addr) = self.base.strip_prefix("http://") {
+            use std::io::{Read, Write};
+            if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                let req = format!("DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", self.session);
+                if s.write_all(req.as_bytes()).is_ok() {
+                    let _ = s.read_to_end(&mut Vec::new());
+                }
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

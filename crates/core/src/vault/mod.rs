@@ -581,6 +581,24 @@ impl Mamori {
         }
     }
 
+    /// The live data key and the blind-index key of a business in one hot read, if it has them.
+    async fn live_keys(&self, b: &Business) -> Result<(Option<(i64, zeroize::Zeroizing<[u8; 32]>)>, Option<(i64, zeroize::Zeroizing<[u8; 32]>)>)> {
+        let rows: Vec<(String, i64, Option<String>)> = self
+            .db
+            .read(
+                "SELECT purpose, id, kid FROM vault_keys WHERE business_id = $1 AND destroyed_at IS NULL AND purpose IN ('data', 'index') ORDER BY id DESC",
+                &[Arg::Int(b.id)],
+            )
+            .await?;
+        let newest = |purpose: &str| -> Result<Option<(i64, zeroize::Zeroizing<[u8; 32]>)>> {
+            match rows.iter().find(|r| r.0 == purpose) {
+                Some((_, id, Some(kid))) => Ok(Some((*id, self.vault.dek(b.id, *id, kid)?))),
+                _ => Ok(None),
+            }
+        };
+        Ok((newest("data")?, newest("index")?))
+    }
+
     /// The business's blind-index key, created on first use (destroyed with its data keys).
     async fn index_key(&self, conn: &mut AnyConnection, b: &Business) -> Result<zeroize::Zeroizing<[u8; 32]>> {
         match self.live_key(Some(&mut *conn), b, "index").await? {
@@ -680,7 +698,7 @@ impl Mamori {
             return Err(self.denied(p, &b, Op::Input, rule, None).await);
         }
         let searchable = fields.iter().any(|f| f.searchable);
-        let (data, index) = match (self.live_key(None, &b, "data").await?, self.live_key(None, &b, "index").await?) {
+        let (data, index) = match self.live_keys(&b).await? {
             (Some(d), Some((_, i))) => (d, Some(i)),
             (Some(d), None) if !searchable => (d, None),
             _ => {

@@ -353,3 +353,56 @@ async fn time_in_a_log_never_goes_back(app: TestApp) {
     let b = app.app.ledger.export_client("CARDCO", t - chrono::Duration::hours(1), t + chrono::Duration::hours(1)).await.unwrap();
     mamori_ledger::check_bundle(&b, &app.app.ledger.verifier()).unwrap();
 }
+
+both_backends! {
+    group_commit_isolates_each_change => group_commit_isolates_each_change;
+}
+
+/// A change written in a group commit with its event (`append_with`, as a keyed-in record is,
+/// DATA-4 and AUDIT-1): a refused change and a change that fails in the database each fail
+/// alone, with nothing of them written and no event; the others commit with their events.
+async fn group_commit_isolates_each_change(app: TestApp) {
+    use mamori_core::error::CoreError;
+    use mamori_core::ledger::{BatchStep, SearchFilter};
+    use mamori_ledger::Event;
+    struct Put(&'static str);
+    impl BatchStep for Put {
+        fn apply<'c>(
+            &'c self,
+            conn: &'c mut sqlx::AnyConnection,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = mamori_core::error::Result<()>> + Send + 'c>> {
+            Box::pin(async move {
+                if self.0 == "refuse" {
+                    return Err(CoreError::Conflict("refused".into()));
+                }
+                sqlx::query("INSERT INTO register_settings (key, value) VALUES ($1, 'x')").bind(self.0).execute(&mut *conn).await?;
+                Ok(())
+            })
+        }
+    }
+    sqlx::query("INSERT INTO register_settings (key, value) VALUES ('dup', 'x')").execute(&app.app.db.pool).await.unwrap();
+    let t = app.app.clock.now();
+    let sys = || mamori_core::auth::system_actor("test");
+    let ledger = &app.app.ledger;
+    for _round in 0..3 {
+        let _ = sqlx::query("DELETE FROM register_settings WHERE key IN ('a', 'b')").execute(&app.app.db.pool).await.unwrap();
+        let (a, refused, dup, plain, b) = tokio::join!(
+            ledger.append_with(Event::new(t, sys(), "test.a"), Box::new(Put("a"))),
+            ledger.append_with(Event::new(t, sys(), "test.refused"), Box::new(Put("refuse"))),
+            ledger.append_with(Event::new(t, sys(), "test.dup"), Box::new(Put("dup"))),
+            ledger.append(Event::new(t, sys(), "test.plain")),
+            ledger.append_with(Event::new(t, sys(), "test.b"), Box::new(Put("b"))),
+        );
+        assert!(a.is_ok() && plain.is_ok() && b.is_ok(), "{a:?} {plain:?} {b:?}");
+        assert!(matches!(refused, Err(CoreError::Conflict(_))), "{refused:?}");
+        assert!(dup.is_err());
+    }
+    let keys: Vec<(String,)> = sqlx::query_as("SELECT key FROM register_settings ORDER BY key").fetch_all(&app.app.db.pool).await.unwrap();
+    assert_eq!(keys.into_iter().map(|k| k.0).collect::<Vec<_>>(), ["a", "b", "dup"]);
+    for (action, n) in [("test.a", 3), ("test.b", 3), ("test.plain", 3), ("test.refused", 0), ("test.dup", 0)] {
+        let f = SearchFilter { action: Some(action.into()), ..Default::default() };
+        assert_eq!(ledger.search(&f).await.unwrap().len(), n, "{action}");
+    }
+    let rep = ledger.verify_all(|_, _| {}).await.unwrap();
+    assert!(rep.ok, "{:?}", rep.error);
+}
