@@ -279,9 +279,9 @@ impl Db {
         })
     }
 
-    /// [`Db::read`] of at most one row.
-    pub async fn read_one<T: HotRow>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Option<T>> {
-        Ok(self.read(sql, args).await?.into_iter().next())
+    /// [`Db::rows`] of at most one row.
+    pub async fn row<T: HotRow>(&self, conn: Option<&mut sqlx::AnyConnection>, sql: &str, args: &[Arg<'_>]) -> Result<Option<T>> {
+        Ok(self.rows(conn, sql, args).await?.into_iter().next())
     }
 
     async fn migrate(&self) -> Result<()> {

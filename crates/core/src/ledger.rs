@@ -180,6 +180,7 @@ async fn client_log(conn: &mut AnyConnection, code: &str) -> Result<i64> {
 
 /// Appends a batch of events: centre log first, then each touched client log.
 async fn append_batch(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec<u64>> {
+    let refs: Vec<&Event> = events.iter().collect();
     let encoded: Vec<(Vec<u8>, [u8; 32])> = events
         .iter()
         .map(|e| {
@@ -188,7 +189,7 @@ async fn append_batch(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec<
             (b, h)
         })
         .collect();
-    append_encoded(conn, events, encoded).await
+    append_encoded(conn, &refs, encoded).await
 }
 
 /// The time (ms) of the entry just before `next` in `log`, if any.
@@ -208,7 +209,7 @@ async fn last_ts(conn: &mut AnyConnection, log: i64, next: i64) -> Result<i64> {
 /// touches, which also makes time monotonic: an event is recorded no earlier than the last
 /// entry of each of its logs (an event built a moment before another may commit after it), so
 /// a client can rely on time order when it checks that an export left nothing out.
-async fn append_encoded(conn: &mut AnyConnection, events: &[Event], mut encoded: Vec<(Vec<u8>, [u8; 32])>) -> Result<Vec<u64>> {
+async fn append_encoded(conn: &mut AnyConnection, events: &[&Event], mut encoded: Vec<(Vec<u8>, [u8; 32])>) -> Result<Vec<u64>> {
     let first = reserve(conn, CENTRE_LOG, events.len() as i64).await?;
     let mut by_client: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, ev) in events.iter().enumerate() {
@@ -227,7 +228,7 @@ async fn append_encoded(conn: &mut AnyConnection, events: &[Event], mut encoded:
         clients.push((log, start, idxs));
     }
     let log_of: HashMap<usize, i64> = clients.iter().flat_map(|(log, _, idxs)| idxs.iter().map(move |i| (*i, *log))).collect();
-    let mut events: Vec<std::borrow::Cow<'_, Event>> = events.iter().map(std::borrow::Cow::Borrowed).collect();
+    let mut events: Vec<std::borrow::Cow<'_, Event>> = events.iter().map(|e| std::borrow::Cow::Borrowed(*e)).collect();
     let mut times = Vec::with_capacity(events.len());
     for (i, ev) in events.iter_mut().enumerate() {
         let own = ev.at().map_or(0, |t| t.timestamp_millis());
@@ -763,62 +764,61 @@ async fn writer_loop(db: Db, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        // Changes in arrival order, then the events in time order, so that only stragglers from
-        // before the previous batch need their time raised (and re-encoding); `ts` strings
-        // (fixed-width UTC) sort chronologically.
-        match commit_batch(&db, &mut batch).await {
-            Ok(()) => {}
-            Err(e) if batch.iter().any(|p| p.step.is_some()) && batch.len() > 1 => {
+        if let Err(e) = commit_batch(&db, &mut batch).await {
+            if batch.len() > 1 && batch.iter().any(|p| p.step.is_some()) {
                 // One change failed the whole transaction: each on its own, so that only that
                 // one fails.
                 tracing::warn!(error = %e, "group commit failed; retrying one by one");
-                for p in batch.drain(..) {
+                for p in std::mem::take(&mut batch) {
                     let mut one = vec![p];
                     if let Err(e) = commit_batch(&db, &mut one).await {
-                        for p in one.drain(..) {
-                            let _ = p.done.send(Err(CoreError::Ledger(e.to_string())));
-                        }
+                        fail_all(&mut one, &e);
                     }
                 }
-            }
-            Err(e) => {
-                for p in batch.drain(..) {
-                    let _ = p.done.send(Err(CoreError::Ledger(e.to_string())));
-                }
+            } else {
+                fail_all(&mut batch, &e);
             }
         }
     }
 }
 
-/// One transaction for a batch: its changes, then its events; answers (and drains) every
-/// pending whose outcome is known, and leaves the batch whole on a database error.
+/// Answers every pending of a batch that could not be committed with the error.
+fn fail_all(batch: &mut Vec<Pending>, e: &CoreError) {
+    for p in batch.drain(..) {
+        let _ = p.done.send(Err(CoreError::Ledger(e.to_string())));
+    }
+}
+
+/// One transaction for a batch: its changes in arrival order, then its events in time order,
+/// so that only stragglers from before the previous batch need their time raised (and
+/// re-encoding; `ts` strings, fixed-width UTC, sort chronologically). Answers and drains every
+/// pending on success; on a database error leaves the batch for a retry.
 async fn commit_batch(db: &Db, batch: &mut Vec<Pending>) -> Result<()> {
     let mut tx = db.begin().await?;
-    let mut refused = Vec::new();
-    for (i, p) in batch.iter().enumerate() {
-        if let Some(step) = &p.step {
-            match step.apply(&mut tx).await {
-                Ok(()) => {}
+    // Per pending: the refusal of its change, if refused.
+    let mut refusals: Vec<Option<CoreError>> = Vec::with_capacity(batch.len());
+    for p in batch.iter() {
+        refusals.push(match &p.step {
+            None => None,
+            Some(step) => match step.apply(&mut tx).await {
+                Ok(()) => None,
                 Err(e @ (CoreError::Db(_) | CoreError::Sqlite(_))) => return Err(e),
-                Err(e) => refused.push((i, e)),
-            }
-        }
+                Err(e) => Some(e),
+            },
+        });
     }
-    let mut order: Vec<usize> = (0..batch.len()).filter(|i| !refused.iter().any(|(r, _)| r == i)).collect();
+    let mut order: Vec<usize> = (0..batch.len()).filter(|i| refusals[*i].is_none()).collect();
     order.sort_by(|a, b| batch[*a].event.ts.cmp(&batch[*b].event.ts));
-    let events: Vec<Event> = order.iter().map(|i| batch[*i].event.clone()).collect();
+    let events: Vec<&Event> = order.iter().map(|i| &batch[*i].event).collect();
     let encoded: Vec<(Vec<u8>, [u8; 32])> = order.iter().map(|i| (batch[*i].bytes.clone(), batch[*i].hash)).collect();
     let idx = append_encoded(&mut tx, &events, encoded).await?;
     tx.commit().await?;
-    let mut answers: Vec<Option<Result<u64>>> = (0..batch.len()).map(|_| None).collect();
-    for (i, e) in refused {
-        answers[i] = Some(Err(e));
-    }
+    let mut index = vec![0u64; batch.len()];
     for (i, n) in order.into_iter().zip(idx) {
-        answers[i] = Some(Ok(n));
+        index[i] = n;
     }
-    for (p, a) in batch.drain(..).zip(answers) {
-        let _ = p.done.send(a.unwrap_or_else(|| Err(CoreError::Ledger("not committed".into()))));
+    for ((p, refusal), n) in batch.drain(..).zip(refusals).zip(index) {
+        let _ = p.done.send(refusal.map_or(Ok(n), Err));
     }
     Ok(())
 }

@@ -467,8 +467,7 @@ async fn dashboard(State(st): State<AppState>, s: ConsoleSession) -> Response {
     };
     let counts = st.app.counts().await.unwrap_or_default();
     // Asked of the policy first: a refused `list_tasks` would record a denial on every visit.
-    let can_registers = st.app.decide(p, Action::RegistersRead).await.is_ok_and(|d| d.allowed);
-    let overdue = if can_registers { st.app.list_tasks(p, true).await.ok() } else { None };
+    let overdue = if crate::console_registers::can_read_registers(&st, p).await { st.app.list_tasks(p, true).await.ok() } else { None };
     let owes = st.app.my_flags(p).await.ok().flatten().is_some_and(|f| f.flagged);
     let page = DashboardPage {
         c: chrome(&st, &s, "dashboard"),

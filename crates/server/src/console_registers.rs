@@ -30,7 +30,8 @@ pub fn routes() -> Router<AppState> {
         .route("/registers/risks/{id}/accept", axum::routing::post(risk_accept))
 }
 
-async fn can_read_registers(st: &AppState, p: &mamori_core::auth::Principal) -> bool {
+/// Whether the registers may be listed, asked of the policy without recording a denial.
+pub(crate) async fn can_read_registers(st: &AppState, p: &mamori_core::auth::Principal) -> bool {
     st.app.decide(p, mamori_core::policy::Action::RegistersRead).await.is_ok_and(|d| d.allowed)
 }
 

@@ -228,10 +228,13 @@ pub struct DoorDecision {
     pub moves: bool,
 }
 
+/// One question to the policy: (action, person, zone, facts).
+type Question = (&'static str, i64, i64, Vec<(&'static str, bool)>);
+
 pub struct DoorPolicy {
     policies: PolicySet,
     ids: HashMap<cedar_policy::PolicyId, String>,
-    memo: crate::policy::Memo<(&'static str, i64, i64, Vec<(&'static str, bool)>), (bool, String)>,
+    memo: crate::policy::Memo<Question, (bool, String)>,
     authorizer: Authorizer,
     person_ty: EntityTypeName,
     zone_ty: EntityTypeName,

@@ -8,6 +8,7 @@ use mamori_ledger::Event;
 use serde::{Deserialize, Serialize};
 
 use super::{long_text, one_of};
+use crate::db::Arg;
 use crate::auth::Principal;
 use crate::error::{CoreError, Result};
 use crate::policy::Action;
@@ -270,38 +271,34 @@ impl Mamori {
         // 0: everyone; else that person only.
         let only = person.unwrap_or(0);
         let people: Vec<(i64, String, String, String, String, Option<String>)> = match person {
-            Some(id) => {
-                sqlx::query_as("SELECT id, employee_no, name, kind, status, end_date FROM people WHERE id = $1").bind(id).fetch_all(&self.db.pool).await?
-            }
+            Some(id) => self.db.read("SELECT id, employee_no, name, kind, status, end_date FROM people WHERE id = $1", &[Arg::Int(id)]).await?,
             None => {
-                sqlx::query_as("SELECT id, employee_no, name, kind, status, end_date FROM people WHERE status = 'active' AND kind <> 'visitor' ORDER BY employee_no")
-                    .fetch_all(&self.db.pool)
+                self.db
+                    .read("SELECT id, employee_no, name, kind, status, end_date FROM people WHERE status = 'active' AND kind <> 'visitor' ORDER BY employee_no", &[])
                     .await?
             }
         };
-        let pledges: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT p.person_id, t.kind, p.signed_at FROM pledges p JOIN pledge_texts t ON t.id = p.text_id WHERE $1 = 0 OR p.person_id = $2",
-        )
-        .bind(only)
-        .bind(only)
-        .fetch_all(&self.db.pool)
-        .await?;
+        let only = [Arg::Int(only), Arg::Int(only)];
+        let pledges: Vec<(i64, String, i64)> = self
+            .db
+            .read("SELECT p.person_id, t.kind, p.signed_at FROM pledges p JOIN pledge_texts t ON t.id = p.text_id WHERE $1 = 0 OR p.person_id = $2", &only)
+            .await?;
         // Roles of the accounts linked to each person: role-specific courses apply to them.
-        let roles: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT u.person_id, r.role FROM role_assignments r JOIN users u ON u.id = r.user_id WHERE u.person_id IS NOT NULL AND ($1 = 0 OR u.person_id = $2)",
-        )
-        .bind(only)
-        .bind(only)
-        .fetch_all(&self.db.pool)
-        .await?;
-        let courses: Vec<(i64, String, String, Option<String>)> = sqlx::query_as("SELECT id, code, due_rule, role FROM courses ORDER BY code").fetch_all(&self.db.pool).await?;
-        let passed: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT person_id, course_id, MAX(attended_at) FROM attendances WHERE passed = 1 AND ($1 = 0 OR person_id = $2) GROUP BY person_id, course_id",
-        )
-        .bind(only)
-        .bind(only)
-        .fetch_all(&self.db.pool)
-        .await?;
+        let roles: Vec<(i64, String)> = self
+            .db
+            .read(
+                "SELECT u.person_id, r.role FROM role_assignments r JOIN users u ON u.id = r.user_id WHERE u.person_id IS NOT NULL AND ($1 = 0 OR u.person_id = $2)",
+                &only,
+            )
+            .await?;
+        let courses: Vec<(i64, String, String, Option<String>)> = self.db.read("SELECT id, code, due_rule, role FROM courses ORDER BY code", &[]).await?;
+        let passed: Vec<(i64, i64, i64)> = self
+            .db
+            .read(
+                "SELECT person_id, course_id, MAX(attended_at) FROM attendances WHERE passed = 1 AND ($1 = 0 OR person_id = $2) GROUP BY person_id, course_id",
+                &only,
+            )
+            .await?;
         Ok(people
             .into_iter()
             .map(|(id, no, name, kind, status, end_date)| {

@@ -492,7 +492,7 @@ impl Mamori {
         let now_ms = now.timestamp_millis();
         let row: Option<(Option<i64>, Option<i64>, i64, i64, i64)> = self
             .db
-            .rows(
+            .row(
                 conn,
                 "SELECT u.person_id, \
                    (SELECT pr.zone_id FROM presence pr WHERE pr.person_id = u.person_id), \
@@ -515,9 +515,7 @@ impl Mamori {
                     Arg::Int(p.user_id),
                 ],
             )
-            .await?
-            .into_iter()
-            .next();
+            .await?;
         let (person, zone, holder, granted, terminal) = row.unwrap_or((None, None, 0, 0, 0));
         let present = b.zone.is_some() && zone == b.zone && person.is_some();
         let (holder, granted, terminal) = (holder > 0, granted > 0, terminal > 0);
@@ -567,36 +565,16 @@ impl Mamori {
     async fn live_key(&self, conn: Option<&mut AnyConnection>, b: &Business, purpose: &str) -> Result<Option<(i64, zeroize::Zeroizing<[u8; 32]>)>> {
         let row: Option<(i64, Option<String>)> = self
             .db
-            .rows(
+            .row(
                 conn,
                 "SELECT id, kid FROM vault_keys WHERE business_id = $1 AND purpose = $2 AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1",
                 &[Arg::Int(b.id), Arg::Text(purpose)],
             )
-            .await?
-            .into_iter()
-            .next();
+            .await?;
         match row {
             Some((id, Some(kid))) => Ok(Some((id, self.vault.dek(b.id, id, &kid)?))),
             _ => Ok(None),
         }
-    }
-
-    /// The live data key and the blind-index key of a business in one hot read, if it has them.
-    async fn live_keys(&self, b: &Business) -> Result<(Option<(i64, zeroize::Zeroizing<[u8; 32]>)>, Option<(i64, zeroize::Zeroizing<[u8; 32]>)>)> {
-        let rows: Vec<(String, i64, Option<String>)> = self
-            .db
-            .read(
-                "SELECT purpose, id, kid FROM vault_keys WHERE business_id = $1 AND destroyed_at IS NULL AND purpose IN ('data', 'index') ORDER BY id DESC",
-                &[Arg::Int(b.id)],
-            )
-            .await?;
-        let newest = |purpose: &str| -> Result<Option<(i64, zeroize::Zeroizing<[u8; 32]>)>> {
-            match rows.iter().find(|r| r.0 == purpose) {
-                Some((_, id, Some(kid))) => Ok(Some((*id, self.vault.dek(b.id, *id, kid)?))),
-                _ => Ok(None),
-            }
-        };
-        Ok((newest("data")?, newest("index")?))
     }
 
     /// The business's blind-index key, created on first use (destroyed with its data keys).
@@ -698,9 +676,10 @@ impl Mamori {
             return Err(self.denied(p, &b, Op::Input, rule, None).await);
         }
         let searchable = fields.iter().any(|f| f.searchable);
-        let (data, index) = match self.live_keys(&b).await? {
-            (Some(d), Some((_, i))) => (d, Some(i)),
-            (Some(d), None) if !searchable => (d, None),
+        let data = self.live_key(None, &b, "data").await?;
+        let index = if searchable { self.live_key(None, &b, "index").await?.map(|k| k.1) } else { None };
+        let (data, index) = match (data, index) {
+            (Some(d), i) if i.is_some() || !searchable => (d, i),
             _ => {
                 // The first record of a business: its keys are made in a transaction of their own.
                 let mut tx = self.db.begin().await?;
@@ -898,7 +877,8 @@ impl Mamori {
         // The record, the sealed value and its key's name in one query.
         let row: Option<(i64, String, Option<Vec<u8>>, Option<String>)> = self
             .db
-            .read_one(
+            .row(
+                None,
                 "SELECT r.key_id, r.normal, v.sealed, k.kid FROM vault_records r \
                  LEFT JOIN vault_values v ON v.record_id = r.id AND v.field = $1 \
                  LEFT JOIN vault_keys k ON k.id = r.key_id AND k.destroyed_at IS NULL \
