@@ -40,6 +40,9 @@ pub struct Principal {
     pub addr: Option<String>,
     /// SHA-256 of the device key of the terminal the request came from (DATA-7), if any.
     pub terminal: Option<String>,
+    /// The store's cache epoch when this request was authenticated: values cached at this epoch
+    /// are current for it (`cache.rs`). None: nothing cached is used.
+    pub epoch: Option<i64>,
 }
 
 impl Principal {
@@ -66,7 +69,7 @@ fn principal_of_rows(user_id: i64, rows: Vec<(String, String, i64, Option<String
         return None;
     }
     let roles = rows.into_iter().filter_map(|r| r.3.and_then(|x| x.parse().ok())).collect();
-    Some(Principal { user_id, login, display_name, roles, disabled: false, via, auth_at, addr, terminal: None })
+    Some(Principal { user_id, login, display_name, roles, disabled: false, via, auth_at, addr, terminal: None, epoch: None })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -575,18 +578,34 @@ impl Mamori {
     /// Resolves a bearer credential: an API token (`mmt_…`) or an API session (`mms_…`).
     pub async fn bearer(&self, token: &str, addr: Option<String>) -> Result<Option<Principal>> {
         if token.starts_with("mmt_") {
-            // The token, its account and the account's roles in one query (every API request).
-            let rows: Vec<(i64, i64, String, String, i64, Option<String>)> = self
+            let hash = sha256_hex(token);
+            // Every API request: the epoch, then the principal from memory while it holds.
+            let epoch = self.db.epoch().await?;
+            if let Some(mut p) = self.tokens.get(&hash, epoch) {
+                p.addr = addr;
+                p.epoch = Some(epoch);
+                return Ok(Some(p));
+            }
+            // The token, its account and the account's roles in one query, with the epoch of
+            // its snapshot.
+            // (epoch, token id, user id, login, name, disabled, role)
+            type TokenRow = (i64, i64, i64, String, String, i64, Option<String>);
+            let rows: Vec<TokenRow> = self
                 .db
                 .read(
-                    "SELECT t.id, t.user_id, u.login, u.display_name, u.disabled, r.role FROM api_tokens t JOIN users u ON u.id = t.user_id \
+                    "SELECT (SELECT n FROM cache_epoch WHERE id = 1), t.id, t.user_id, u.login, u.display_name, u.disabled, r.role \
+                     FROM api_tokens t JOIN users u ON u.id = t.user_id \
                      LEFT JOIN role_assignments r ON r.user_id = u.id WHERE t.token_hash = $1 AND t.revoked_at IS NULL ORDER BY r.role",
-                    &[Arg::Text(&sha256_hex(token))],
+                    &[Arg::Text(&hash)],
                 )
                 .await?;
-            let Some(&(id, user_id, ..)) = rows.first() else { return Ok(None) };
-            let rows = rows.into_iter().map(|(_, _, login, name, disabled, role)| (login, name, disabled, role)).collect();
-            return Ok(principal_of_rows(user_id, rows, format!("token:{id}"), 0, addr));
+            let Some(&(read_at, id, user_id, ..)) = rows.first() else { return Ok(None) };
+            let rows = rows.into_iter().map(|(_, _, _, login, name, disabled, role)| (login, name, disabled, role)).collect();
+            let Some(mut p) = principal_of_rows(user_id, rows, format!("token:{id}"), 0, None) else { return Ok(None) };
+            self.tokens.put(hash, read_at, p.clone());
+            p.addr = addr;
+            p.epoch = Some(read_at);
+            return Ok(Some(p));
         }
         match self.session(token, addr).await? {
             Some(s) if s.kind == "api" && !s.locked => Ok(Some(s.principal)),

@@ -97,6 +97,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_isms_cycle.sql"),
         postgres: include_str!("../migrations/postgres/0010_isms_cycle.sql"),
     },
+    Migration {
+        version: 11,
+        name: "cache_epoch",
+        sqlite: include_str!("../migrations/sqlite/0011_cache_epoch.sql"),
+        postgres: include_str!("../migrations/postgres/0011_cache_epoch.sql"),
+    },
 ];
 
 #[derive(Clone, Debug)]
@@ -168,6 +174,7 @@ hot_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
 hot_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
 hot_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
 hot_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+hot_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
 
 /// Read-only SQLite connections (`query_only`), each with its cache of prepared statements.
 struct HotReads {
@@ -188,9 +195,6 @@ impl HotReads {
                 let c = rusqlite::Connection::open(path)?;
                 c.busy_timeout(Duration::from_secs(10))?;
                 c.pragma_update(None, "query_only", true)?;
-                // Pages read from the mapped file instead of a read() per page: another
-                // connection's commit empties this one's page cache.
-                c.pragma_update(None, "mmap_size", 1i64 << 30)?;
                 c.set_prepared_statement_cache_capacity(64);
                 Ok(Mutex::new(c))
             })
@@ -257,6 +261,12 @@ impl Db {
     /// It sees everything committed before it starts.
     pub async fn read<T: HotRow>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
         self.rows(None, sql, args).await
+    }
+
+    /// The store's cache epoch now (see `cache.rs`), outside any transaction.
+    pub async fn epoch(&self) -> Result<i64> {
+        let row: Option<(i64,)> = self.row(None, "SELECT n FROM cache_epoch WHERE id = 1", &[]).await?;
+        row.map(|r| r.0).ok_or(CoreError::Internal("cache epoch missing".into()))
     }
 
     /// A query in `conn` (a transaction, say), or with `None` as [`Db::read`].

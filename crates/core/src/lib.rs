@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod backup;
+pub(crate) mod cache;
 pub mod clock;
 pub mod db;
 pub mod directory;
@@ -83,6 +84,8 @@ pub struct Mamori {
     /// The SMTP relay for reminder mail (MGMT-6); None: mail waits in the outbox.
     pub mailer: Option<mail::Mailer>,
     dummy_hash: String,
+    /// API tokens' principals by token hash, while the cache epoch holds (see `cache.rs`).
+    tokens: cache::EpochCache<String, auth::Principal>,
     webauthn: Option<webauthn_rs::Webauthn>,
 }
 
@@ -143,6 +146,7 @@ impl Mamori {
             vault,
             mailer: opts.mailer,
             dummy_hash: auth::hash_password(&dummy)?,
+            tokens: cache::EpochCache::new(),
             webauthn,
         });
         app.reload_door_rules().await?;

@@ -92,7 +92,7 @@ impl Mamori {
         let medium = Text::parse("medium", medium)?;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
-        let (b, fields) = self.business_fields(Some(&mut *tx), business).await?;
+        let (b, fields) = self.business_fields(Some(&mut *tx), None, business).await?;
         let has_mn = fields.iter().any(|f| f.sensitivity == Sensitivity::MyNumber);
         let (ok, rule) = self.decide_op(Some(&mut *tx), p, &b, Op::Export, has_mn, now).await?;
         if !ok {

@@ -23,6 +23,7 @@ use sqlx::AnyConnection;
 use crate::db::Arg;
 
 use crate::auth::Principal;
+use crate::cache::EpochCache;
 use crate::doors::DoorPolicy;
 use crate::error::{CoreError, Result};
 use crate::policy::Action;
@@ -40,12 +41,16 @@ pub struct VaultState {
     /// Unwrapped data keys by key name, so that a read does not touch the key store; a
     /// destroyed key leaves it at once.
     deks: std::sync::Mutex<std::collections::HashMap<String, zeroize::Zeroizing<[u8; 32]>>>,
+    /// Businesses and their schemas by code, and decision facts by (account, business,
+    /// terminal), while the cache epoch holds (`cache.rs`).
+    businesses: EpochCache<String, (Business, Vec<FieldRow>)>,
+    facts: EpochCache<(i64, i64, Option<String>), Facts>,
 }
 
 impl VaultState {
     pub fn new(kek: Arc<dyn KeyProvider>) -> Result<Self> {
         let ops: Vec<&'static str> = Op::ALL.iter().map(|o| o.as_str()).collect();
-        Ok(Self { kek, policy: DoorPolicy::with_actions(VAULT_POLICY, &ops)?, deks: Default::default() })
+        Ok(Self { kek, policy: DoorPolicy::with_actions(VAULT_POLICY, &ops)?, deks: Default::default(), businesses: EpochCache::new(), facts: EpochCache::new() })
     }
 
     /// The data key `kid` of `business` (key row `key_id`), from the cache or the key store.
@@ -113,6 +118,25 @@ pub struct Revealed {
     pub value: String,
 }
 
+/// A data decision's stored facts ([`Mamori::decision_facts`]).
+#[derive(Debug, Clone, Default)]
+struct Facts {
+    person: Option<i64>,
+    zone: Option<i64>,
+    holder: bool,
+    terminal: bool,
+    grants: Vec<LiveGrant>,
+}
+
+/// An unrevoked, approved grant: its window (ms) and its operations, comma-separated.
+#[derive(Debug, Clone)]
+struct LiveGrant {
+    starts_at: i64,
+    ends_at: i64,
+    ops: String,
+}
+
+#[derive(Clone)]
 struct Business {
     id: i64,
     code: String,
@@ -253,26 +277,36 @@ impl Mamori {
         Ok(Business { id, code, client, zone, my_number: my_number != 0, double_entry: double_entry != 0 })
     }
 
-    /// A business and its schema in one query, in `conn` or (`None`) as a hot read.
-    async fn business_fields(&self, conn: Option<&mut AnyConnection>, code: &str) -> Result<(Business, Vec<FieldRow>)> {
-        type Row = (i64, String, String, Option<i64>, i64, i64, Option<String>, Option<String>, Option<String>, Option<i64>);
+    /// A business and its record schema. Outside a transaction and with the request's cache
+    /// epoch, from memory while the epoch holds (never from inside a transaction: what it reads
+    /// may yet be rolled back).
+    async fn business_fields(&self, conn: Option<&mut AnyConnection>, epoch: Option<i64>, code: &str) -> Result<(Business, Vec<FieldRow>)> {
+        let epoch = epoch.filter(|_| conn.is_none());
+        if let Some(hit) = epoch.and_then(|e| self.vault.businesses.get(&code.to_owned(), e)) {
+            return Ok(hit);
+        }
+        type Row = (i64, i64, String, String, Option<i64>, i64, i64, Option<String>, Option<String>, Option<String>, Option<i64>);
         let rows: Vec<Row> = self
             .db
             .rows(
                 conn,
-                "SELECT b.id, b.code, c.code, b.zone_id, b.my_number, b.double_entry, f.name, f.label, f.sensitivity, f.searchable \
+                "SELECT (SELECT n FROM cache_epoch WHERE id = 1), b.id, b.code, c.code, b.zone_id, b.my_number, b.double_entry, f.name, f.label, f.sensitivity, f.searchable \
                  FROM businesses b JOIN clients c ON c.id = b.client_id LEFT JOIN vault_fields f ON f.business_id = b.id \
                  WHERE b.code = $1 ORDER BY f.position",
                 &[Arg::Text(code)],
             )
             .await?;
         let first = rows.first().ok_or(CoreError::NotFound("business"))?;
-        let b = Business { id: first.0, code: first.1.clone(), client: first.2.clone(), zone: first.3, my_number: first.4 != 0, double_entry: first.5 != 0 };
+        let read_at = first.0;
+        let b = Business { id: first.1, code: first.2.clone(), client: first.3.clone(), zone: first.4, my_number: first.5 != 0, double_entry: first.6 != 0 };
         let mut fields = Vec::with_capacity(rows.len());
         for r in rows {
-            if let (Some(name), Some(label), Some(s), Some(q)) = (r.6, r.7, r.8, r.9) {
+            if let (Some(name), Some(label), Some(s), Some(q)) = (r.7, r.8, r.9, r.10) {
                 fields.push(FieldRow { name, label, sensitivity: s.parse()?, searchable: q != 0 });
             }
+        }
+        if epoch.is_some() {
+            self.vault.businesses.put(code.to_owned(), read_at, (b.clone(), fields.clone()));
         }
         Ok((b, fields))
     }
@@ -337,7 +371,7 @@ impl Mamori {
 
     pub async fn list_fields(&self, p: &Principal, business: &str) -> Result<Vec<FieldRow>> {
         self.require(p, Action::VaultUse).await?;
-        Ok(self.business_fields(None, business).await?.1)
+        Ok(self.business_fields(None, p.epoch, business).await?.1)
     }
 
     /// CISO approval of a standing holder (DATA-1): at most three per business.
@@ -489,46 +523,61 @@ impl Mamori {
     /// Decides one operation on a business's data for `p` now: (allowed, rule). The facts come
     /// from one query (person, presence, holding, grants, terminal), in `conn` or as a hot read.
     async fn decide_op(&self, conn: Option<&mut AnyConnection>, p: &Principal, b: &Business, op: Op, my_number_field: bool, now: DateTime<Utc>) -> Result<(bool, String)> {
+        let facts = self.decision_facts(conn, p, b).await?;
         let now_ms = now.timestamp_millis();
-        let row: Option<(Option<i64>, Option<i64>, i64, i64, i64)> = self
-            .db
-            .row(
-                conn,
-                "SELECT u.person_id, \
-                   (SELECT pr.zone_id FROM presence pr WHERE pr.person_id = u.person_id), \
-                   (SELECT COUNT(*) FROM vault_holders h WHERE h.business_id = $1 AND h.user_id = u.id), \
-                   (SELECT COUNT(*) FROM vault_grants g WHERE g.business_id = $2 AND g.user_id = u.id AND g.revoked_at IS NULL \
-                      AND g.starts_at <= $3 AND g.ends_at > $4 AND (g.needs_second = 0 OR g.approved_by IS NOT NULL) \
-                      AND (',' || g.ops || ',') LIKE ('%,' || $5 || ',%')), \
-                   (SELECT COUNT(*) FROM terminals t WHERE t.key_hash = $6 AND t.business_id = $7 AND t.zone_id = $8 AND t.revoked_at IS NULL) \
-                 FROM users u WHERE u.id = $9",
-                &[
-                    Arg::Int(b.id),
-                    Arg::Int(b.id),
-                    Arg::Int(now_ms),
-                    Arg::Int(now_ms),
-                    // Not a bare parameter on LIKE's right: that would make SQLite re-prepare at each run.
-                    Arg::Text(op.as_str()),
-                    Arg::OptText(p.terminal.as_deref()),
-                    Arg::Int(b.id),
-                    Arg::OptInt(b.zone),
-                    Arg::Int(p.user_id),
-                ],
-            )
-            .await?;
-        let (person, zone, holder, granted, terminal) = row.unwrap_or((None, None, 0, 0, 0));
-        let present = b.zone.is_some() && zone == b.zone && person.is_some();
-        let (holder, granted, terminal) = (holder > 0, granted > 0, terminal > 0);
+        let granted = facts.grants.iter().any(|g| g.starts_at <= now_ms && now_ms < g.ends_at && g.ops.split(',').any(|o| o == op.as_str()));
+        let present = b.zone.is_some() && facts.zone == b.zone && facts.person.is_some();
         let facts = [
-            ("linked", person.is_some()),
+            ("linked", facts.person.is_some()),
             ("present", present),
-            ("terminal", terminal),
-            ("holder", holder),
+            ("terminal", facts.terminal),
+            ("holder", facts.holder),
             ("granted", granted),
             ("my_number_field", my_number_field),
             ("my_number_business", b.my_number),
         ];
         self.vault.policy.evaluate(op.as_str(), p.user_id, b.id, &facts)
+    }
+
+    /// What a data decision rests on, as stored: the account's person and where that person
+    /// is, whether the account is a standing holder of the business, whether the request's
+    /// terminal is registered to the business and its room, and the account's live grants
+    /// (judged at the request's time by the caller, so they can be cached). From memory while
+    /// the request's cache epoch holds, outside transactions.
+    async fn decision_facts(&self, conn: Option<&mut AnyConnection>, p: &Principal, b: &Business) -> Result<Facts> {
+        let epoch = p.epoch.filter(|_| conn.is_none());
+        let key = (p.user_id, b.id, p.terminal.clone());
+        if let Some(hit) = epoch.and_then(|e| self.vault.facts.get(&key, e)) {
+            return Ok(hit);
+        }
+        type Row = (i64, Option<i64>, Option<i64>, i64, i64, Option<i64>, Option<i64>, Option<String>);
+        let rows: Vec<Row> = self
+            .db
+            .rows(
+                conn,
+                "SELECT (SELECT n FROM cache_epoch WHERE id = 1), u.person_id, \
+                   (SELECT pr.zone_id FROM presence pr WHERE pr.person_id = u.person_id), \
+                   (SELECT COUNT(*) FROM vault_holders h WHERE h.business_id = $1 AND h.user_id = u.id), \
+                   (SELECT COUNT(*) FROM terminals t WHERE t.key_hash = $2 AND t.business_id = $3 AND t.zone_id = $4 AND t.revoked_at IS NULL), \
+                   g.starts_at, g.ends_at, g.ops \
+                 FROM users u LEFT JOIN vault_grants g ON g.business_id = $5 AND g.user_id = u.id AND g.revoked_at IS NULL \
+                   AND (g.needs_second = 0 OR g.approved_by IS NOT NULL) \
+                 WHERE u.id = $6",
+                &[Arg::Int(b.id), Arg::OptText(p.terminal.as_deref()), Arg::Int(b.id), Arg::OptInt(b.zone), Arg::Int(b.id), Arg::Int(p.user_id)],
+            )
+            .await?;
+        let Some(first) = rows.first() else { return Ok(Facts::default()) };
+        let read_at = first.0;
+        let mut facts = Facts { person: first.1, zone: first.2, holder: first.3 > 0, terminal: first.4 > 0, grants: Vec::new() };
+        for r in rows {
+            if let (Some(starts_at), Some(ends_at), Some(ops)) = (r.5, r.6, r.7) {
+                facts.grants.push(LiveGrant { starts_at, ends_at, ops });
+            }
+        }
+        if epoch.is_some() {
+            self.vault.facts.put(key, read_at, facts.clone());
+        }
+        Ok(facts)
     }
 
     /// Records a denied attempt in the client's log and returns the error.
@@ -662,7 +711,7 @@ impl Mamori {
         let now = self.clock.now();
         // Decided on hot reads, then written in a group commit with its event: the record is
         // committed within one batch of the decision, and only under a data key still live then.
-        let (b, fields) = self.business_fields(None, business).await?;
+        let (b, fields) = self.business_fields(None, p.epoch, business).await?;
         if b.double_entry {
             return Err(CoreError::invalid("business", "this business requires double entry: key the form with its form number (DATA-10)"));
         }
@@ -724,7 +773,7 @@ impl Mamori {
         let text = crate::directory::decode_csv(bytes)?;
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
-        let (b, fields) = self.business_fields(Some(&mut *tx), business).await?;
+        let (b, fields) = self.business_fields(Some(&mut *tx), None, business).await?;
         let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
         let headers = rdr.headers().map_err(|e| CoreError::Import { line: 1, message: e.to_string() })?.clone();
         let mut cols = Vec::new();
@@ -864,7 +913,7 @@ impl Mamori {
         let now = self.clock.now();
         // Reads only, each a hot read; the access event goes through the group-committed
         // append, durable before the value is returned (a reveal changes no state).
-        let (b, fields) = self.business_fields(None, business).await?;
+        let (b, fields) = self.business_fields(None, p.epoch, business).await?;
         let f = fields.iter().find(|f| f.name == field).ok_or_else(|| CoreError::invalid("field", "no such field"))?;
         if f.sensitivity == Sensitivity::MyNumber {
             // Revealing a My Number needs a fresh password check (SECURITY-BASELINE).

@@ -14,3 +14,4 @@ mod ledger;
 mod registers;
 mod tls;
 mod vault;
+mod vault_cache;
