@@ -2,7 +2,8 @@
 //!
 //! The store keeps one counter, `cache_epoch.n`, that triggers raise in the same transaction as
 //! every change to the tables behind a request's identity and a data decision (tokens, accounts,
-//! roles, businesses and their fields, presence, holders, grants, terminals; migration 0011).
+//! roles, businesses and their fields, presence, holders, grants, terminals, data keys;
+//! migration 0011).
 //! A request reads the epoch once when it is authenticated ([`crate::auth::Principal::epoch`]);
 //! a cached value is used for it only if it was read at that same epoch, so a request sees
 //! nothing older than what the store held when it started, exactly as if it had read every value

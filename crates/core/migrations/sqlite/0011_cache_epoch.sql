@@ -1,6 +1,6 @@
 -- The cache epoch: one counter that every change to the tables behind a request's identity and
 -- a data decision (tokens, accounts and roles, businesses and their fields, presence, holders,
--- grants, terminals) raises in the same transaction. A value cached in memory is used only while
+-- grants, terminals, data keys) raises in the same transaction. A value cached in memory is used only while
 -- the epoch read at the start of a request is the one it was read at (see cache.rs).
 CREATE TABLE cache_epoch (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
 INSERT INTO cache_epoch (id, n) VALUES (1, 0);
@@ -34,3 +34,6 @@ CREATE TRIGGER epoch_vault_grants_delete AFTER DELETE ON vault_grants BEGIN UPDA
 CREATE TRIGGER epoch_terminals_insert AFTER INSERT ON terminals BEGIN UPDATE cache_epoch SET n = n + 1; END;
 CREATE TRIGGER epoch_terminals_update AFTER UPDATE ON terminals BEGIN UPDATE cache_epoch SET n = n + 1; END;
 CREATE TRIGGER epoch_terminals_delete AFTER DELETE ON terminals BEGIN UPDATE cache_epoch SET n = n + 1; END;
+CREATE TRIGGER epoch_vault_keys_insert AFTER INSERT ON vault_keys BEGIN UPDATE cache_epoch SET n = n + 1; END;
+CREATE TRIGGER epoch_vault_keys_update AFTER UPDATE ON vault_keys BEGIN UPDATE cache_epoch SET n = n + 1; END;
+CREATE TRIGGER epoch_vault_keys_delete AFTER DELETE ON vault_keys BEGIN UPDATE cache_epoch SET n = n + 1; END;

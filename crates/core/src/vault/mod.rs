@@ -45,12 +45,14 @@ pub struct VaultState {
     /// terminal), while the cache epoch holds (`cache.rs`).
     businesses: EpochCache<String, (Business, Vec<FieldRow>)>,
     facts: EpochCache<(i64, i64, Option<String>), Facts>,
+    /// The live key (id, name) of each (business, purpose).
+    keys: EpochCache<(i64, &'static str), Option<(i64, String)>>,
 }
 
 impl VaultState {
     pub fn new(kek: Arc<dyn KeyProvider>) -> Result<Self> {
         let ops: Vec<&'static str> = Op::ALL.iter().map(|o| o.as_str()).collect();
-        Ok(Self { kek, policy: DoorPolicy::with_actions(VAULT_POLICY, &ops)?, deks: Default::default(), businesses: EpochCache::new(), facts: EpochCache::new() })
+        Ok(Self { kek, policy: DoorPolicy::with_actions(VAULT_POLICY, &ops)?, deks: Default::default(), businesses: EpochCache::new(), facts: EpochCache::new(), keys: EpochCache::new() })
     }
 
     /// The data key `kid` of `business` (key row `key_id`), from the cache or the key store.
@@ -611,18 +613,38 @@ impl Mamori {
 
     /// The newest live key of a purpose (`data`: the one new records are sealed under; `index`:
     /// the business's only blind-index key), if the business has one.
-    async fn live_key(&self, conn: Option<&mut AnyConnection>, b: &Business, purpose: &str) -> Result<Option<(i64, zeroize::Zeroizing<[u8; 32]>)>> {
-        let row: Option<(i64, Option<String>)> = self
-            .db
-            .row(
-                conn,
-                "SELECT id, kid FROM vault_keys WHERE business_id = $1 AND purpose = $2 AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1",
-                &[Arg::Int(b.id), Arg::Text(purpose)],
-            )
-            .await?;
+    async fn live_key(&self, conn: Option<&mut AnyConnection>, b: &Business, purpose: &'static str) -> Result<Option<(i64, zeroize::Zeroizing<[u8; 32]>)>> {
+        self.live_key_at(conn, None, b, purpose).await
+    }
+
+    /// [`Self::live_key`], outside a transaction from memory while `epoch` holds. A key cached
+    /// here may be destroyed before the record is written: the insert re-checks it.
+    async fn live_key_at(&self, conn: Option<&mut AnyConnection>, epoch: Option<i64>, b: &Business, purpose: &'static str) -> Result<Option<(i64, zeroize::Zeroizing<[u8; 32]>)>> {
+        let epoch = epoch.filter(|_| conn.is_none());
+        let row = match epoch.and_then(|e| self.vault.keys.get(&(b.id, purpose), e)) {
+            Some(hit) => hit,
+            None => {
+                let row: Option<(i64, Option<i64>, Option<String>)> = self
+                    .db
+                    .row(
+                        conn,
+                        "SELECT (SELECT n FROM cache_epoch WHERE id = 1), \
+                           (SELECT id FROM vault_keys WHERE business_id = $1 AND purpose = $2 AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1), \
+                           (SELECT kid FROM vault_keys WHERE business_id = $3 AND purpose = $4 AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1)",
+                        &[Arg::Int(b.id), Arg::Text(purpose), Arg::Int(b.id), Arg::Text(purpose)],
+                    )
+                    .await?;
+                let (read_at, id, kid) = row.unwrap_or((0, None, None));
+                let found = id.zip(kid);
+                if epoch.is_some() {
+                    self.vault.keys.put((b.id, purpose), read_at, found.clone());
+                }
+                found
+            }
+        };
         match row {
-            Some((id, Some(kid))) => Ok(Some((id, self.vault.dek(b.id, id, &kid)?))),
-            _ => Ok(None),
+            Some((id, kid)) => Ok(Some((id, self.vault.dek(b.id, id, &kid)?))),
+            None => Ok(None),
         }
     }
 
@@ -725,8 +747,8 @@ impl Mamori {
             return Err(self.denied(p, &b, Op::Input, rule, None).await);
         }
         let searchable = fields.iter().any(|f| f.searchable);
-        let data = self.live_key(None, &b, "data").await?;
-        let index = if searchable { self.live_key(None, &b, "index").await?.map(|k| k.1) } else { None };
+        let data = self.live_key_at(None, p.epoch, &b, "data").await?;
+        let index = if searchable { self.live_key_at(None, p.epoch, &b, "index").await?.map(|k| k.1) } else { None };
         let (data, index) = match (data, index) {
             (Some(d), i) if i.is_some() || !searchable => (d, i),
             _ => {
