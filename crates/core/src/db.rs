@@ -240,6 +240,7 @@ impl Db {
                     Box::pin(async move {
                         conn.execute("PRAGMA journal_mode=WAL").await?;
                         conn.execute("PRAGMA synchronous=FULL").await?;
+                        conn.execute("PRAGMA wal_autocheckpoint=8000").await?;
                         conn.execute("PRAGMA foreign_keys=ON").await?;
                         conn.execute("PRAGMA busy_timeout=10000").await?;
                         Ok(())
