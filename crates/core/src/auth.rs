@@ -579,33 +579,34 @@ impl Mamori {
     pub async fn bearer(&self, token: &str, addr: Option<String>) -> Result<Option<Principal>> {
         if token.starts_with("mmt_") {
             let hash = sha256_hex(token);
-            // Every API request: the epoch, then the principal from memory while it holds.
+            // Every API request reads the epoch; the principal comes from memory while it holds.
             let epoch = self.db.epoch().await?;
-            if let Some(mut p) = self.tokens.get(&hash, epoch) {
-                p.addr = addr;
-                p.epoch = Some(epoch);
-                return Ok(Some(p));
-            }
-            // The token, its account and the account's roles in one query, with the epoch of
-            // its snapshot.
-            // (epoch, token id, user id, login, name, disabled, role)
-            type TokenRow = (i64, i64, i64, String, String, i64, Option<String>);
-            let rows: Vec<TokenRow> = self
-                .db
-                .read(
-                    "SELECT (SELECT n FROM cache_epoch WHERE id = 1), t.id, t.user_id, u.login, u.display_name, u.disabled, r.role \
-                     FROM api_tokens t JOIN users u ON u.id = t.user_id \
-                     LEFT JOIN role_assignments r ON r.user_id = u.id WHERE t.token_hash = $1 AND t.revoked_at IS NULL ORDER BY r.role",
-                    &[Arg::Text(&hash)],
-                )
+            let p = self
+                .tokens
+                .through(hash.as_str(), Some(epoch), || async {
+                    // The token, its account and the account's roles in one query, with the epoch
+                    // of its snapshot: (epoch, token id, user id, login, name, disabled, role).
+                    type TokenRow = (i64, i64, i64, String, String, i64, Option<String>);
+                    let rows: Vec<TokenRow> = self
+                        .db
+                        .read(
+                            "SELECT (SELECT n FROM cache_epoch WHERE id = 1), t.id, t.user_id, u.login, u.display_name, u.disabled, r.role \
+                             FROM api_tokens t JOIN users u ON u.id = t.user_id \
+                             LEFT JOIN role_assignments r ON r.user_id = u.id WHERE t.token_hash = $1 AND t.revoked_at IS NULL ORDER BY r.role",
+                            &[Arg::Text(&hash)],
+                        )
+                        .await?;
+                    let Some(&(read_at, id, user_id, ..)) = rows.first() else { return Ok((None, None)) };
+                    let rows = rows.into_iter().map(|(_, _, _, login, name, disabled, role)| (login, name, disabled, role)).collect();
+                    // An unknown token or a disabled account is not kept (no one fills the cache
+                    // by trying tokens).
+                    let p = principal_of_rows(user_id, rows, format!("token:{id}"), 0, None);
+                    Ok((p.as_ref().map(|_| read_at), p))
+                })
                 .await?;
-            let Some(&(read_at, id, user_id, ..)) = rows.first() else { return Ok(None) };
-            let rows = rows.into_iter().map(|(_, _, _, login, name, disabled, role)| (login, name, disabled, role)).collect();
-            let Some(mut p) = principal_of_rows(user_id, rows, format!("token:{id}"), 0, None) else { return Ok(None) };
-            self.tokens.put(hash, read_at, p.clone());
-            p.addr = addr;
-            p.epoch = Some(read_at);
-            return Ok(Some(p));
+            // Values the request reads later must be no older than this epoch (the principal
+            // itself may be newer).
+            return Ok(p.map(|p| Principal { addr, epoch: Some(epoch), ..p }));
         }
         match self.session(token, addr).await? {
             Some(s) if s.kind == "api" && !s.locked => Ok(Some(s.principal)),

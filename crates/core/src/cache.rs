@@ -14,9 +14,19 @@
 //! Time-dependent facts (a grant's start and end) are cached as data and judged at the request's
 //! time, never as a yes or a no.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::Mutex;
+
+use crate::error::Result;
+
+/// The epoch a read may be cached under: none inside a transaction (`conn`), whose reads may
+/// yet be rolled back.
+pub(crate) fn outside<C>(epoch: Option<i64>, conn: &Option<C>) -> Option<i64> {
+    epoch.filter(|_| conn.is_none())
+}
 
 /// A bounded map of values tagged with the epoch they were read at; emptied when it grows past
 /// its bound.
@@ -32,9 +42,33 @@ impl<K: Hash + Eq, V: Clone> EpochCache<K, V> {
     }
 
     /// The value of `key` if it was read at `epoch`.
-    pub(crate) fn get(&self, key: &K, epoch: i64) -> Option<V> {
+    pub(crate) fn get<Q>(&self, key: &Q, epoch: i64) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let m = self.map.lock().ok()?;
         m.get(key).filter(|(e, _)| *e == epoch).map(|(_, v)| v.clone())
+    }
+
+    /// The value of `key` read at `epoch` (None: nothing cached may serve), from memory or
+    /// else from `read`, which returns it with the epoch of its own snapshot (None: not to be
+    /// kept).
+    pub(crate) async fn through<Q, F, Fut>(&self, key: &Q, epoch: Option<i64>, read: F) -> Result<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(Option<i64>, V)>>,
+    {
+        if let Some(hit) = epoch.and_then(|e| self.get(key, e)) {
+            return Ok(hit);
+        }
+        let (read_at, value) = read().await?;
+        if let (Some(_), Some(at)) = (epoch, read_at) {
+            self.put(key.to_owned(), at, value.clone());
+        }
+        Ok(value)
     }
 
     /// Keeps `value` as read at `epoch` (an older reading of the key is replaced).

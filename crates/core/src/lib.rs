@@ -85,7 +85,7 @@ pub struct Mamori {
     pub mailer: Option<mail::Mailer>,
     dummy_hash: String,
     /// API tokens' principals by token hash, while the cache epoch holds (see `cache.rs`).
-    tokens: cache::EpochCache<String, auth::Principal>,
+    tokens: cache::EpochCache<String, Option<auth::Principal>>,
     webauthn: Option<webauthn_rs::Webauthn>,
 }
 

@@ -283,34 +283,33 @@ impl Mamori {
     /// epoch, from memory while the epoch holds (never from inside a transaction: what it reads
     /// may yet be rolled back).
     async fn business_fields(&self, conn: Option<&mut AnyConnection>, epoch: Option<i64>, code: &str) -> Result<(Business, Vec<FieldRow>)> {
-        let epoch = epoch.filter(|_| conn.is_none());
-        if let Some(hit) = epoch.and_then(|e| self.vault.businesses.get(&code.to_owned(), e)) {
-            return Ok(hit);
-        }
-        type Row = (i64, i64, String, String, Option<i64>, i64, i64, Option<String>, Option<String>, Option<String>, Option<i64>);
-        let rows: Vec<Row> = self
-            .db
-            .rows(
-                conn,
-                "SELECT (SELECT n FROM cache_epoch WHERE id = 1), b.id, b.code, c.code, b.zone_id, b.my_number, b.double_entry, f.name, f.label, f.sensitivity, f.searchable \
-                 FROM businesses b JOIN clients c ON c.id = b.client_id LEFT JOIN vault_fields f ON f.business_id = b.id \
-                 WHERE b.code = $1 ORDER BY f.position",
-                &[Arg::Text(code)],
-            )
-            .await?;
-        let first = rows.first().ok_or(CoreError::NotFound("business"))?;
-        let read_at = first.0;
-        let b = Business { id: first.1, code: first.2.clone(), client: first.3.clone(), zone: first.4, my_number: first.5 != 0, double_entry: first.6 != 0 };
-        let mut fields = Vec::with_capacity(rows.len());
-        for r in rows {
-            if let (Some(name), Some(label), Some(s), Some(q)) = (r.7, r.8, r.9, r.10) {
-                fields.push(FieldRow { name, label, sensitivity: s.parse()?, searchable: q != 0 });
-            }
-        }
-        if epoch.is_some() {
-            self.vault.businesses.put(code.to_owned(), read_at, (b.clone(), fields.clone()));
-        }
-        Ok((b, fields))
+        let epoch = crate::cache::outside(epoch, &conn);
+        self.vault
+            .businesses
+            .through(code, epoch, || async move {
+                type Row = (i64, i64, String, String, Option<i64>, i64, i64, Option<String>, Option<String>, Option<String>, Option<i64>);
+                let rows: Vec<Row> = self
+                    .db
+                    .rows(
+                        conn,
+                        "SELECT (SELECT n FROM cache_epoch WHERE id = 1), b.id, b.code, c.code, b.zone_id, b.my_number, b.double_entry, f.name, f.label, f.sensitivity, f.searchable \
+                         FROM businesses b JOIN clients c ON c.id = b.client_id LEFT JOIN vault_fields f ON f.business_id = b.id \
+                         WHERE b.code = $1 ORDER BY f.position",
+                        &[Arg::Text(code)],
+                    )
+                    .await?;
+                let first = rows.first().ok_or(CoreError::NotFound("business"))?;
+                let read_at = first.0;
+                let b = Business { id: first.1, code: first.2.clone(), client: first.3.clone(), zone: first.4, my_number: first.5 != 0, double_entry: first.6 != 0 };
+                let mut fields = Vec::with_capacity(rows.len());
+                for r in rows {
+                    if let (Some(name), Some(label), Some(s), Some(q)) = (r.7, r.8, r.9, r.10) {
+                        fields.push(FieldRow { name, label, sensitivity: s.parse()?, searchable: q != 0 });
+                    }
+                }
+                Ok((Some(read_at), (b, fields)))
+            })
+            .await
     }
 
     async fn fields_of(&self, conn: &mut AnyConnection, business: i64) -> Result<Vec<FieldRow>> {
@@ -522,8 +521,8 @@ impl Mamori {
         Ok(())
     }
 
-    /// Decides one operation on a business's data for `p` now: (allowed, rule). The facts come
-    /// from one query (person, presence, holding, grants, terminal), in `conn` or as a hot read.
+    /// Decides one operation on a business's data for `p` now: (allowed, rule), on the stored
+    /// facts ([`Self::decision_facts`]) and the request's time.
     async fn decide_op(&self, conn: Option<&mut AnyConnection>, p: &Principal, b: &Business, op: Op, my_number_field: bool, now: DateTime<Utc>) -> Result<(bool, String)> {
         let facts = self.decision_facts(conn, p, b).await?;
         let now_ms = now.timestamp_millis();
@@ -547,39 +546,38 @@ impl Mamori {
     /// (judged at the request's time by the caller, so they can be cached). From memory while
     /// the request's cache epoch holds, outside transactions.
     async fn decision_facts(&self, conn: Option<&mut AnyConnection>, p: &Principal, b: &Business) -> Result<Facts> {
-        let epoch = p.epoch.filter(|_| conn.is_none());
+        let epoch = crate::cache::outside(p.epoch, &conn);
         let key = (p.user_id, b.id, p.terminal.clone());
-        if let Some(hit) = epoch.and_then(|e| self.vault.facts.get(&key, e)) {
-            return Ok(hit);
-        }
-        type Row = (i64, Option<i64>, Option<i64>, i64, i64, Option<i64>, Option<i64>, Option<String>);
-        let rows: Vec<Row> = self
-            .db
-            .rows(
-                conn,
-                "SELECT (SELECT n FROM cache_epoch WHERE id = 1), u.person_id, \
-                   (SELECT pr.zone_id FROM presence pr WHERE pr.person_id = u.person_id), \
-                   (SELECT COUNT(*) FROM vault_holders h WHERE h.business_id = $1 AND h.user_id = u.id), \
-                   (SELECT COUNT(*) FROM terminals t WHERE t.key_hash = $2 AND t.business_id = $3 AND t.zone_id = $4 AND t.revoked_at IS NULL), \
-                   g.starts_at, g.ends_at, g.ops \
-                 FROM users u LEFT JOIN vault_grants g ON g.business_id = $5 AND g.user_id = u.id AND g.revoked_at IS NULL \
-                   AND (g.needs_second = 0 OR g.approved_by IS NOT NULL) \
-                 WHERE u.id = $6",
-                &[Arg::Int(b.id), Arg::OptText(p.terminal.as_deref()), Arg::Int(b.id), Arg::OptInt(b.zone), Arg::Int(b.id), Arg::Int(p.user_id)],
-            )
-            .await?;
-        let Some(first) = rows.first() else { return Ok(Facts::default()) };
-        let read_at = first.0;
-        let mut facts = Facts { person: first.1, zone: first.2, holder: first.3 > 0, terminal: first.4 > 0, grants: Vec::new() };
-        for r in rows {
-            if let (Some(starts_at), Some(ends_at), Some(ops)) = (r.5, r.6, r.7) {
-                facts.grants.push(LiveGrant { starts_at, ends_at, ops });
-            }
-        }
-        if epoch.is_some() {
-            self.vault.facts.put(key, read_at, facts.clone());
-        }
-        Ok(facts)
+        self.vault
+            .facts
+            .through(&key, epoch, || async move {
+                type Row = (i64, Option<i64>, Option<i64>, i64, i64, Option<i64>, Option<i64>, Option<String>);
+                let rows: Vec<Row> = self
+                    .db
+                    .rows(
+                        conn,
+                        "SELECT (SELECT n FROM cache_epoch WHERE id = 1), u.person_id, \
+                           (SELECT pr.zone_id FROM presence pr WHERE pr.person_id = u.person_id), \
+                           (SELECT COUNT(*) FROM vault_holders h WHERE h.business_id = $1 AND h.user_id = u.id), \
+                           (SELECT COUNT(*) FROM terminals t WHERE t.key_hash = $2 AND t.business_id = $3 AND t.zone_id = $4 AND t.revoked_at IS NULL), \
+                           g.starts_at, g.ends_at, g.ops \
+                         FROM users u LEFT JOIN vault_grants g ON g.business_id = $5 AND g.user_id = u.id AND g.revoked_at IS NULL \
+                           AND (g.needs_second = 0 OR g.approved_by IS NOT NULL) \
+                         WHERE u.id = $6",
+                        &[Arg::Int(b.id), Arg::OptText(p.terminal.as_deref()), Arg::Int(b.id), Arg::OptInt(b.zone), Arg::Int(b.id), Arg::Int(p.user_id)],
+                    )
+                    .await?;
+                let Some(first) = rows.first() else { return Ok((None, Facts::default())) };
+                let read_at = first.0;
+                let mut facts = Facts { person: first.1, zone: first.2, holder: first.3 > 0, terminal: first.4 > 0, grants: Vec::new() };
+                for r in rows {
+                    if let (Some(starts_at), Some(ends_at), Some(ops)) = (r.5, r.6, r.7) {
+                        facts.grants.push(LiveGrant { starts_at, ends_at, ops });
+                    }
+                }
+                Ok((Some(read_at), facts))
+            })
+            .await
     }
 
     /// Records a denied attempt in the client's log and returns the error.
@@ -620,29 +618,29 @@ impl Mamori {
     /// [`Self::live_key`], outside a transaction from memory while `epoch` holds. A key cached
     /// here may be destroyed before the record is written: the insert re-checks it.
     async fn live_key_at(&self, conn: Option<&mut AnyConnection>, epoch: Option<i64>, b: &Business, purpose: &'static str) -> Result<Option<(i64, zeroize::Zeroizing<[u8; 32]>)>> {
-        let epoch = epoch.filter(|_| conn.is_none());
-        let row = match epoch.and_then(|e| self.vault.keys.get(&(b.id, purpose), e)) {
-            Some(hit) => hit,
-            None => {
+        let epoch = crate::cache::outside(epoch, &conn);
+        let key = self
+            .vault
+            .keys
+            .through(&(b.id, purpose), epoch, || async move {
+                // One row whether or not the business has such a key (NULLs then).
                 let row: Option<(i64, Option<i64>, Option<String>)> = self
                     .db
                     .row(
                         conn,
-                        "SELECT (SELECT n FROM cache_epoch WHERE id = 1), \
-                           (SELECT id FROM vault_keys WHERE business_id = $1 AND purpose = $2 AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1), \
-                           (SELECT kid FROM vault_keys WHERE business_id = $3 AND purpose = $4 AND destroyed_at IS NULL ORDER BY id DESC LIMIT 1)",
-                        &[Arg::Int(b.id), Arg::Text(purpose), Arg::Int(b.id), Arg::Text(purpose)],
+                        "SELECT e.n, k.id, k.kid FROM cache_epoch e LEFT JOIN vault_keys k \
+                           ON k.business_id = $1 AND k.purpose = $2 AND k.destroyed_at IS NULL \
+                         WHERE e.id = 1 ORDER BY k.id DESC LIMIT 1",
+                        &[Arg::Int(b.id), Arg::Text(purpose)],
                     )
                     .await?;
-                let (read_at, id, kid) = row.unwrap_or((0, None, None));
-                let found = id.zip(kid);
-                if epoch.is_some() {
-                    self.vault.keys.put((b.id, purpose), read_at, found.clone());
-                }
-                found
-            }
-        };
-        match row {
+                Ok(match row {
+                    Some((read_at, id, kid)) => (Some(read_at), id.zip(kid)),
+                    None => (None, None),
+                })
+            })
+            .await?;
+        match key {
             Some((id, kid)) => Ok(Some((id, self.vault.dek(b.id, id, &kid)?))),
             None => Ok(None),
         }
@@ -933,8 +931,9 @@ impl Mamori {
             return Err(CoreError::invalid("purpose", "state why you need to see this field (at most 200 characters)"));
         }
         let now = self.clock.now();
-        // Reads only, each a hot read; the access event goes through the group-committed
-        // append, durable before the value is returned (a reveal changes no state).
+        // Reads only (schema and facts from memory while the request's epoch holds, the record a
+        // hot read); the access event goes through the group-committed append, durable before
+        // the value is returned (a reveal changes no state).
         let (b, fields) = self.business_fields(None, p.epoch, business).await?;
         let f = fields.iter().find(|f| f.name == field).ok_or_else(|| CoreError::invalid("field", "no such field"))?;
         if f.sensitivity == Sensitivity::MyNumber {

@@ -17,7 +17,7 @@ both_backends! {
     vault_no_combination_opens_more => no_combination_opens_more;
 }
 
-async fn ok(r: reqwest::Response) -> Value {
+pub(crate) async fn ok(r: reqwest::Response) -> Value {
     let s = r.status();
     let body: Value = r.json().await.unwrap_or(Value::Null);
     assert!(s.is_success(), "{s}: {body}");

@@ -7,17 +7,10 @@ use chrono::Duration as CDuration;
 use mamori_testkit::{both_backends, TestApp};
 use serde_json::{json, Value};
 
-use crate::vault::secure_room;
+use crate::vault::{ok, secure_room};
 
 both_backends! {
     vault_cache_sees_outside_changes => cache_sees_outside_changes;
-}
-
-async fn ok(r: reqwest::Response) -> Value {
-    let s = r.status();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
-    assert!(s.is_success(), "{s}: {body}");
-    body
 }
 
 async fn sql(app: &TestApp, q: &str) {
@@ -45,29 +38,37 @@ async fn cache_sees_outside_changes(app: TestApp) {
     assert_eq!(reveal(holder.clone()).await.0, 200);
     assert_eq!(reveal(holder.clone()).await.0, 200);
 
-    // Presence removed in the store (DATA-7): the next reveal is refused.
-    sql(&app, "DELETE FROM presence").await;
-    assert_eq!(reveal(holder.clone()).await, (403, "outside-secure-zone".to_owned()));
-    sql(&app, "INSERT INTO presence (person_id, zone_id, since) SELECT id, (SELECT id FROM zones WHERE code = 'HS'), 0 FROM people").await;
-    assert_eq!(reveal(holder.clone()).await.0, 200);
-
-    // The business moved out of the secure room: refused.
-    sql(&app, "UPDATE businesses SET zone_id = NULL WHERE code = 'CARD-APP'").await;
-    assert_eq!(reveal(holder.clone()).await.0, 403);
-    sql(&app, "UPDATE businesses SET zone_id = (SELECT id FROM zones WHERE code = 'HS') WHERE code = 'CARD-APP'").await;
-    assert_eq!(reveal(holder.clone()).await.0, 200);
-
-    // The terminal revoked in the store: refused.
-    sql(&app, "UPDATE terminals SET revoked_at = 1").await;
-    assert_eq!(reveal(holder.clone()).await, (403, "unregistered-terminal".to_owned()));
-    sql(&app, "UPDATE terminals SET revoked_at = NULL").await;
-    assert_eq!(reveal(holder.clone()).await.0, 200);
-
-    // The standing holder removed: refused.
-    sql(&app, "DELETE FROM vault_holders").await;
-    assert_eq!(reveal(holder.clone()).await.0, 403);
-    sql(&app, "INSERT INTO vault_holders (business_id, user_id, approved_by, approved_at) SELECT b.id, u.id, 1, 0 FROM businesses b, users u WHERE u.login = 'holder'").await;
-    assert_eq!(reveal(holder.clone()).await.0, 200);
+    // Each change made in the store refuses the next reveal (with its rule, where one is
+    // named), and undoing it opens it again: presence (DATA-7), the business moved out of the
+    // secure room, the terminal revoked, the standing holder removed (DATA-1).
+    let changes: [(&str, &str, Option<&str>); 4] = [
+        (
+            "DELETE FROM presence",
+            "INSERT INTO presence (person_id, zone_id, since) SELECT id, (SELECT id FROM zones WHERE code = 'HS'), 0 FROM people",
+            Some("outside-secure-zone"),
+        ),
+        (
+            "UPDATE businesses SET zone_id = NULL WHERE code = 'CARD-APP'",
+            "UPDATE businesses SET zone_id = (SELECT id FROM zones WHERE code = 'HS') WHERE code = 'CARD-APP'",
+            None,
+        ),
+        ("UPDATE terminals SET revoked_at = 1", "UPDATE terminals SET revoked_at = NULL", Some("unregistered-terminal")),
+        (
+            "DELETE FROM vault_holders",
+            "INSERT INTO vault_holders (business_id, user_id, approved_by, approved_at) SELECT b.id, u.id, 1, 0 FROM businesses b, users u WHERE u.login = 'holder'",
+            None,
+        ),
+    ];
+    for (change, undo, rule) in changes {
+        sql(&app, change).await;
+        let (s, refused_by) = reveal(holder.clone()).await;
+        assert_eq!(s, 403, "{change}");
+        if let Some(rule) = rule {
+            assert_eq!(refused_by, rule, "{change}");
+        }
+        sql(&app, undo).await;
+        assert_eq!(reveal(holder.clone()).await.0, 200, "{undo}");
+    }
 
     // A grant, cached as data, still ends at its time without any change in the store (DATA-2),
     // and one revoked straight in the store ends at once.
