@@ -72,9 +72,15 @@ pub struct VerifyReport {
 /// rows, say). It runs before the batch's events are appended; an `Err` that is not a database
 /// error refuses this change alone (nothing of it written, its event not appended); a database
 /// error fails the batch, which is then retried one change per transaction.
+///
+/// A step is written twice over the same SQL: `apply` through sqlx (PostgreSQL), and
+/// `apply_sqlite` on the SQLite writer's own connection (see [`sqlite`]).
 pub trait BatchStep: Send + Sync {
     fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'c>>;
+    fn apply_sqlite(&self, conn: &rusqlite::Connection) -> Result<()>;
 }
+
+mod sqlite;
 
 struct Pending {
     event: Event,
@@ -120,28 +126,26 @@ fn row_with_hash(log: i64, idx: i64, ev: &Event, entry: Vec<u8>, hash: [u8; 32],
     }
 }
 
+/// The multi-row INSERT of `n` ledger rows (8 parameters each).
+fn insert_sql(n: usize) -> String {
+    let mut sql = String::from("INSERT INTO ledger_entries (log_id, idx, entry, leaf_hash, ts, action, actor, object) VALUES ");
+    for i in 0..n {
+        let b = i * 8;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("(${},${},${},${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8));
+    }
+    sql
+}
+
+const RESERVE_SQL: &str = "UPDATE ledger_logs SET size = size + $1 WHERE id = $2 RETURNING size";
+const CLIENT_LOG_SQL: &str = "SELECT l.id FROM ledger_logs l JOIN clients c ON c.id = l.client_id WHERE c.code = $1";
+const LAST_TS_SQL: &str = "SELECT ts FROM ledger_entries WHERE log_id = $1 AND idx = $2";
+
 async fn insert_rows(conn: &mut AnyConnection, rows: &[Row]) -> Result<()> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut sql = String::from(
-            "INSERT INTO ledger_entries (log_id, idx, entry, leaf_hash, ts, action, actor, object) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            let b = i * 8;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "(${},${},${},${},${},${},${},${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8
-            ));
-        }
+        let sql = insert_sql(chunk.len());
         let mut q = sqlx::query(&sql);
         for r in chunk {
             q = q
@@ -161,20 +165,12 @@ async fn insert_rows(conn: &mut AnyConnection, rows: &[Row]) -> Result<()> {
 
 /// Reserves `n` indexes in `log` and returns the first.
 async fn reserve(conn: &mut AnyConnection, log: i64, n: i64) -> Result<i64> {
-    let (size,): (i64,) = sqlx::query_as("UPDATE ledger_logs SET size = size + $1 WHERE id = $2 RETURNING size")
-        .bind(n)
-        .bind(log)
-        .fetch_one(&mut *conn)
-        .await?;
+    let (size,): (i64,) = sqlx::query_as(RESERVE_SQL).bind(n).bind(log).fetch_one(&mut *conn).await?;
     Ok(size - n)
 }
 
 async fn client_log(conn: &mut AnyConnection, code: &str) -> Result<i64> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT l.id FROM ledger_logs l JOIN clients c ON c.id = l.client_id WHERE c.code = $1")
-            .bind(code)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let row: Option<(i64,)> = sqlx::query_as(CLIENT_LOG_SQL).bind(code).fetch_optional(&mut *conn).await?;
     row.map(|r| r.0).ok_or(CoreError::NotFound("client log"))
 }
 
@@ -197,37 +193,67 @@ async fn last_ts(conn: &mut AnyConnection, log: i64, next: i64) -> Result<i64> {
     if next == 0 {
         return Ok(i64::MIN);
     }
-    let row: Option<(i64,)> = sqlx::query_as("SELECT ts FROM ledger_entries WHERE log_id = $1 AND idx = $2")
-        .bind(log)
-        .bind(next - 1)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row: Option<(i64,)> = sqlx::query_as(LAST_TS_SQL).bind(log).bind(next - 1).fetch_optional(&mut *conn).await?;
     Ok(row.map_or(i64::MIN, |r| r.0))
+}
+
+/// The indexes a batch of events was given, and the last time of each log before them.
+struct Reserved {
+    /// First index in the centre log, and the time of the entry before it.
+    first: i64,
+    centre_floor: i64,
+    /// (log, first index, time of the entry before it, the batch's events in that log).
+    clients: Vec<(i64, i64, i64, Vec<usize>)>,
+}
+
+/// The events of a batch that go to each client log, by client code.
+fn by_client<'e>(events: &[&'e Event]) -> BTreeMap<&'e str, Vec<usize>> {
+    let mut by: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, ev) in events.iter().enumerate() {
+        if let Some(c) = &ev.client {
+            by.entry(c.as_str()).or_default().push(i);
+        }
+    }
+    by
+}
+
+async fn reserve_all(conn: &mut AnyConnection, events: &[&Event]) -> Result<Reserved> {
+    let first = reserve(conn, CENTRE_LOG, events.len() as i64).await?;
+    let centre_floor = last_ts(conn, CENTRE_LOG, first).await?;
+    let mut clients = Vec::new();
+    for (code, idxs) in by_client(events) {
+        let log = client_log(conn, code).await?;
+        let start = reserve(conn, log, idxs.len() as i64).await?;
+        let floor = last_ts(conn, log, start).await?;
+        clients.push((log, start, floor, idxs));
+    }
+    Ok(Reserved { first, centre_floor, clients })
 }
 
 /// Appends events with their precomputed encodings. Runs under the row locks of every log it
 /// touches, which also makes time monotonic: an event is recorded no earlier than the last
 /// entry of each of its logs (an event built a moment before another may commit after it), so
 /// a client can rely on time order when it checks that an export left nothing out.
-async fn append_encoded(conn: &mut AnyConnection, events: &[&Event], mut encoded: Vec<(Vec<u8>, [u8; 32])>) -> Result<Vec<u64>> {
-    let first = reserve(conn, CENTRE_LOG, events.len() as i64).await?;
-    let mut by_client: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, ev) in events.iter().enumerate() {
-        if let Some(c) = &ev.client {
-            by_client.entry(c.as_str()).or_default().push(i);
-        }
-    }
-    // (log, first index, events) of each client log, and the last time of every log.
-    let mut clients = Vec::new();
+async fn append_encoded(conn: &mut AnyConnection, events: &[&Event], encoded: Vec<(Vec<u8>, [u8; 32])>) -> Result<Vec<u64>> {
+    let reserved = reserve_all(conn, events).await?;
+    let rows = lay_out(events, encoded, &reserved);
+    insert_rows(conn, &rows).await?;
+    Ok(indexes(&reserved, events.len()))
+}
+
+fn indexes(r: &Reserved, n: usize) -> Vec<u64> {
+    (0..n).map(|i| (r.first + i as i64) as u64).collect()
+}
+
+/// The rows of a batch of events at the indexes reserved for them, each event's time raised to
+/// the last time of its logs where it was built earlier (and then encoded again).
+fn lay_out(events: &[&Event], mut encoded: Vec<(Vec<u8>, [u8; 32])>, r: &Reserved) -> Vec<Row> {
     let mut floor: HashMap<i64, i64> = HashMap::new();
-    floor.insert(CENTRE_LOG, last_ts(conn, CENTRE_LOG, first).await?);
-    for (code, idxs) in by_client {
-        let log = client_log(conn, code).await?;
-        let start = reserve(conn, log, idxs.len() as i64).await?;
-        floor.insert(log, last_ts(conn, log, start).await?);
-        clients.push((log, start, idxs));
+    floor.insert(CENTRE_LOG, r.centre_floor);
+    for (log, _, f, _) in &r.clients {
+        floor.insert(*log, *f);
     }
-    let log_of: HashMap<usize, i64> = clients.iter().flat_map(|(log, _, idxs)| idxs.iter().map(move |i| (*i, *log))).collect();
+    let log_of: HashMap<usize, i64> = r.clients.iter().flat_map(|(log, _, _, idxs)| idxs.iter().map(move |i| (*i, *log))).collect();
     let mut events: Vec<std::borrow::Cow<'_, Event>> = events.iter().map(|e| std::borrow::Cow::Borrowed(*e)).collect();
     let mut times = Vec::with_capacity(events.len());
     for (i, ev) in events.iter_mut().enumerate() {
@@ -253,17 +279,16 @@ async fn append_encoded(conn: &mut AnyConnection, events: &[&Event], mut encoded
         }
     }
     let mut rows = Vec::with_capacity(events.len() + log_of.len());
-    for (log, start, idxs) in &clients {
+    for (log, start, _, idxs) in &r.clients {
         for (k, i) in idxs.iter().enumerate() {
             let (b, h) = &encoded[*i];
             rows.push(row_with_hash(*log, start + k as i64, &events[*i], b.clone(), *h, times[*i]));
         }
     }
     for (i, (ev, (b, h))) in events.iter().zip(encoded).enumerate() {
-        rows.push(row_with_hash(CENTRE_LOG, first + i as i64, ev, b, h, times[i]));
+        rows.push(row_with_hash(CENTRE_LOG, r.first + i as i64, ev, b, h, times[i]));
     }
-    insert_rows(conn, &rows).await?;
-    Ok((0..events.len()).map(|i| (first + i as i64) as u64).collect())
+    rows
 }
 
 fn origin_of(centre: &str, log_name: &str) -> String {
@@ -272,12 +297,19 @@ fn origin_of(centre: &str, log_name: &str) -> String {
 
 impl LedgerService {
     /// Starts the service and its group-commit writer task.
-    pub fn start(db: Db, signer: NoteSigner, clock: SharedClock) -> Arc<Self> {
+    pub fn start(db: Db, signer: NoteSigner, clock: SharedClock) -> Result<Arc<Self>> {
         let (tx, rx) = mpsc::channel::<Pending>(MAX_BATCH * 4);
         let centre = signer.verifier().name().to_owned();
         let svc = Arc::new(Self { db: db.clone(), signer, centre, clock, trees: Mutex::new(HashMap::new()), writer: tx });
-        tokio::spawn(writer_loop(db, rx));
-        svc
+        match crate::db::sqlite_path(&db.url).filter(|_| db.backend == crate::db::Backend::Sqlite) {
+            // On a SQLite file: a thread of its own on a rusqlite connection (no worker-thread
+            // round trip per statement). An in-memory database has no second connection.
+            Some(path) => sqlite::spawn(&path, rx)?,
+            None => {
+                tokio::spawn(writer_loop(db, rx));
+            }
+        }
+        Ok(svc)
     }
 
     pub fn verifier(&self) -> NoteVerifier {
@@ -758,27 +790,37 @@ async fn writer_loop(db: Db, mut rx: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
+        fill(&mut batch, &mut rx);
         if let Err(e) = commit_batch(&db, &mut batch).await {
-            if batch.len() > 1 && batch.iter().any(|p| p.step.is_some()) {
-                // One change failed the whole transaction: each on its own, so that only that
-                // one fails.
-                tracing::warn!(error = %e, "group commit failed; retrying one by one");
-                for p in std::mem::take(&mut batch) {
-                    let mut one = vec![p];
-                    if let Err(e) = commit_batch(&db, &mut one).await {
-                        fail_all(&mut one, &e);
-                    }
+            for mut one in after_failure(&mut batch, &e) {
+                if let Err(e) = commit_batch(&db, &mut one).await {
+                    fail_all(&mut one, &e);
                 }
-            } else {
-                fail_all(&mut batch, &e);
             }
         }
+    }
+}
+
+/// Takes whatever else is waiting into the batch, up to its bound.
+fn fill(batch: &mut Vec<Pending>, rx: &mut mpsc::Receiver<Pending>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(p) => batch.push(p),
+            Err(_) => break,
+        }
+    }
+}
+
+/// After a batch failed with `e`: when one of its changes may have failed the whole
+/// transaction, the batch's pendings to commit one by one (so that only that one fails);
+/// otherwise every pending is answered with the error and nothing is left to retry.
+fn after_failure(batch: &mut Vec<Pending>, e: &CoreError) -> Vec<Vec<Pending>> {
+    if batch.len() > 1 && batch.iter().any(|p| p.step.is_some()) {
+        tracing::warn!(error = %e, "group commit failed; retrying one by one");
+        std::mem::take(batch).into_iter().map(|p| vec![p]).collect()
+    } else {
+        fail_all(batch, e);
+        Vec::new()
     }
 }
 
@@ -807,12 +849,26 @@ async fn commit_batch(db: &Db, batch: &mut Vec<Pending>) -> Result<()> {
             },
         });
     }
-    let mut order: Vec<usize> = (0..batch.len()).filter(|i| refusals[*i].is_none()).collect();
-    order.sort_by(|a, b| batch[*a].event.ts.cmp(&batch[*b].event.ts));
-    let events: Vec<&Event> = order.iter().map(|i| &batch[*i].event).collect();
-    let encoded: Vec<(Vec<u8>, [u8; 32])> = order.iter().map(|i| (batch[*i].bytes.clone(), batch[*i].hash)).collect();
+    let (order, events, encoded) = accepted(batch, &refusals);
     let idx = append_encoded(&mut tx, &events, encoded).await?;
     tx.commit().await?;
+    answer(batch, refusals, order, idx);
+    Ok(())
+}
+
+/// The pendings of a batch whose change was not refused, in time order: (their positions, their
+/// events, their encodings).
+#[allow(clippy::type_complexity)]
+fn accepted<'b>(batch: &'b [Pending], refusals: &[Option<CoreError>]) -> (Vec<usize>, Vec<&'b Event>, Vec<(Vec<u8>, [u8; 32])>) {
+    let mut order: Vec<usize> = (0..batch.len()).filter(|i| refusals[*i].is_none()).collect();
+    order.sort_by(|a, b| batch[*a].event.ts.cmp(&batch[*b].event.ts));
+    let events = order.iter().map(|i| &batch[*i].event).collect();
+    let encoded = order.iter().map(|i| (batch[*i].bytes.clone(), batch[*i].hash)).collect();
+    (order, events, encoded)
+}
+
+/// Answers and drains every pending of a committed batch: its index, or its refusal.
+fn answer(batch: &mut Vec<Pending>, refusals: Vec<Option<CoreError>>, order: Vec<usize>, idx: Vec<u64>) {
     let mut index = vec![0u64; batch.len()];
     for (i, n) in order.into_iter().zip(idx) {
         index[i] = n;
@@ -820,5 +876,4 @@ async fn commit_batch(db: &Db, batch: &mut Vec<Pending>) -> Result<()> {
     for ((p, refusal), n) in batch.drain(..).zip(refusals).zip(index) {
         let _ = p.done.send(refusal.map_or(Ok(n), Err));
     }
-    Ok(())
 }

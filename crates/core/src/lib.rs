@@ -129,7 +129,7 @@ impl Mamori {
         let signer = NoteSigner::from_key_string(&key)
             .map_err(|e| CoreError::Config(format!("ledger key {}: {e}", key_path.display())))?;
         let db = db::Db::connect(&opts.url()).await?;
-        let ledger = ledger::LedgerService::start(db.clone(), signer, opts.clock.clone());
+        let ledger = ledger::LedgerService::start(db.clone(), signer, opts.clock.clone())?;
         let dummy = types::Password::new("not-a-real-password-ever", "-")?;
         let webauthn = opts.settings.public_url.as_deref().map(passkey::relying_party).transpose()?;
         // The vault's key-encryption key lives beside the ledger key, never in the database.

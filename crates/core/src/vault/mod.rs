@@ -206,30 +206,36 @@ impl NewRecord {
         Event::new(at, p.actor(), "data.input").object("record", &self.uid).client(&b.client).rule(rule).detail("business", &b.code).addr(p.addr.clone())
     }
 
-    /// Inserts the rows, unless the data key was destroyed meanwhile (then nothing).
-    async fn insert(&self, conn: &mut AnyConnection) -> Result<()> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "INSERT INTO vault_records (uid, business_id, key_id, normal, created_by, created_at) \
-             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM vault_keys WHERE id = $7 AND destroyed_at IS NULL) RETURNING id",
-        )
-        .bind(&self.uid)
-        .bind(self.business)
-        .bind(self.key_id)
-        .bind(&self.normal)
-        .bind(self.created_by)
-        .bind(self.created_at)
-        .bind(self.key_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let (rid,) = row.ok_or(CoreError::NotFound("data key (destroyed)"))?;
-        if self.values.is_empty() {
-            return Ok(());
-        }
+    const INSERT_RECORD: &'static str = "INSERT INTO vault_records (uid, business_id, key_id, normal, created_by, created_at) \
+         SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM vault_keys WHERE id = $7 AND destroyed_at IS NULL) RETURNING id";
+
+    /// The INSERT of this record's sealed values (5 parameters each).
+    fn values_sql(&self) -> String {
         let mut sql = String::from("INSERT INTO vault_values (record_id, field, sealed, hint, blind) VALUES ");
         for i in 0..self.values.len() {
             let k = i * 5;
             sql.push_str(&format!("{}(${},${},${},${},${})", if i > 0 { "," } else { "" }, k + 1, k + 2, k + 3, k + 4, k + 5));
         }
+        sql
+    }
+
+    /// Inserts the rows, unless the data key was destroyed meanwhile (then nothing).
+    async fn insert(&self, conn: &mut AnyConnection) -> Result<()> {
+        let row: Option<(i64,)> = sqlx::query_as(Self::INSERT_RECORD)
+            .bind(&self.uid)
+            .bind(self.business)
+            .bind(self.key_id)
+            .bind(&self.normal)
+            .bind(self.created_by)
+            .bind(self.created_at)
+            .bind(self.key_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let (rid,) = row.ok_or(CoreError::NotFound("data key (destroyed)"))?;
+        if self.values.is_empty() {
+            return Ok(());
+        }
+        let sql = self.values_sql();
         let mut q = sqlx::query(&sql);
         for (field, sealed, hint, blind) in &self.values {
             q = q.bind(rid).bind(field.as_str()).bind(sealed.as_slice()).bind(hint.as_str()).bind(blind.as_deref());
@@ -237,11 +243,37 @@ impl NewRecord {
         q.execute(&mut *conn).await?;
         Ok(())
     }
+
+    /// [`Self::insert`] on the SQLite ledger writer's own connection.
+    fn insert_sqlite(&self, conn: &rusqlite::Connection) -> Result<()> {
+        use rusqlite::OptionalExtension;
+        let rid: Option<i64> = conn
+            .prepare_cached(Self::INSERT_RECORD)?
+            .query_row(
+                rusqlite::params![self.uid, self.business, self.key_id, self.normal, self.created_by, self.created_at, self.key_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let rid = rid.ok_or(CoreError::NotFound("data key (destroyed)"))?;
+        if self.values.is_empty() {
+            return Ok(());
+        }
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(self.values.len() * 5);
+        for (field, sealed, hint, blind) in &self.values {
+            args.extend([&rid as &dyn rusqlite::ToSql, field, sealed, hint, blind]);
+        }
+        conn.prepare_cached(&self.values_sql())?.execute(args.as_slice())?;
+        Ok(())
+    }
 }
 
 impl crate::ledger::BatchStep for NewRecord {
     fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'c>> {
         Box::pin(self.insert(conn))
+    }
+
+    fn apply_sqlite(&self, conn: &rusqlite::Connection) -> Result<()> {
+        self.insert_sqlite(conn)
     }
 }
 

@@ -379,6 +379,14 @@ async fn group_commit_isolates_each_change(app: TestApp) {
                 Ok(())
             })
         }
+        // The SQLite writer's own connection (the same change, the same refusal).
+        fn apply_sqlite(&self, conn: &rusqlite::Connection) -> mamori_core::error::Result<()> {
+            if self.0 == "refuse" {
+                return Err(CoreError::Conflict("refused".into()));
+            }
+            conn.execute("INSERT INTO register_settings (key, value) VALUES ($1, 'x')", [self.0])?;
+            Ok(())
+        }
     }
     sqlx::query("INSERT INTO register_settings (key, value) VALUES ('dup', 'x')").execute(&app.app.db.pool).await.unwrap();
     let t = app.app.clock.now();
