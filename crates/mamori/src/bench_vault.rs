@@ -49,7 +49,15 @@ where
         fails += f;
     }
     let rate = all.len() as f64 / start.elapsed().as_secs_f64();
-    Ok((rate, percentile(&mut all, 0.99), fails))
+    let p99 = percentile(&mut all, 0.99);
+    eprintln!(
+        "  latency ms: p50 {:.2}, p90 {:.2}, p99 {p99:.2}, p99.9 {:.2}, max {:.2}",
+        percentile(&mut all, 0.5),
+        percentile(&mut all, 0.9),
+        percentile(&mut all, 0.999),
+        percentile(&mut all, 1.0)
+    );
+    Ok((rate, p99, fails))
 }
 
 pub async fn vault(secs: u64, clients: usize) -> anyhow::Result<()> {
@@ -141,6 +149,8 @@ pub async fn vault(secs: u64, clients: usize) -> anyhow::Result<()> {
     eprintln!("reads: {r_rate:.0}/s, p99 {r_p99:.2} ms ({r_fail} failed)");
     let _ = stop_tx.send(());
     app.ledger.checkpoint_all().await.map_err(e)?;
+    let size = |f: &str| std::fs::metadata(dir.join(f)).map(|m| m.len() / 1_000_000).unwrap_or(0);
+    eprintln!("store: {} MB, WAL {} MB", size("mamori.db"), size("mamori.db-wal"));
     let _ = std::fs::remove_dir_all(&dir);
     let r2 = |x: f64| (x * 100.0).round() / 100.0;
     println!(

@@ -4,6 +4,8 @@
 //! sqlx's worker thread and back per statement. The same plan (`reserve`, `lay_out`, `answer`)
 //! as the sqlx writer, over the same SQL.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
@@ -15,23 +17,62 @@ use super::{
 };
 use crate::error::{CoreError, Result};
 
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// WAL frames past which the writer finishes the checkpoint itself (so that the WAL restarts
+/// from its beginning at its next commit instead of growing without end).
+const RESTART_AT: i64 = 8000;
+
 /// Opens the writer's connection (durable commits, foreign keys as on the pool's) and starts
-/// its thread, which ends when the service (every sender) is gone.
+/// its thread and the checkpointer's, which end when the service (every sender) is gone.
 pub(super) fn spawn(path: &str, rx: mpsc::Receiver<Pending>) -> Result<()> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", true)?;
-    conn.pragma_update(None, "wal_autocheckpoint", 8000)?;
+    let open = || -> Result<Connection> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        Ok(conn)
+    };
+    let conn = open()?;
+    // Checkpoints off the commit path: a commit never waits for the WAL to be copied.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.set_prepared_statement_cache_capacity(64);
+    let checkpointer = open()?;
+    let frames = Arc::new(AtomicI64::new(0));
+    let (alive, stopped) = std::sync::mpsc::channel::<()>();
+    let f = frames.clone();
+    std::thread::Builder::new()
+        .name("ledger-checkpoint".into())
+        .spawn(move || checkpoints(checkpointer, stopped, f))
+        .map_err(|e| CoreError::Internal(format!("checkpointer thread: {e}")))?;
     std::thread::Builder::new()
         .name("ledger-writer".into())
-        .spawn(move || run(conn, rx))
+        .spawn(move || run(conn, rx, frames, alive))
         .map_err(|e| CoreError::Internal(format!("ledger writer thread: {e}")))?;
     Ok(())
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Pending>) {
+/// A passive checkpoint (it waits for no reader or writer); the frames then in the WAL.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+}
+
+/// The checkpointer: copies the WAL into the database file concurrently with the writer, every
+/// [`CHECKPOINT_EVERY`], until the writer ends (`stopped` disconnects), and once more then.
+fn checkpoints(conn: Connection, stopped: std::sync::mpsc::Receiver<()>, frames: Arc<AtomicI64>) {
+    loop {
+        let last = !matches!(stopped.recv_timeout(CHECKPOINT_EVERY), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
+        match checkpoint(&conn) {
+            Ok(n) => frames.store(n, Ordering::Relaxed),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Pending>, frames: Arc<AtomicI64>, _alive: std::sync::mpsc::Sender<()>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -41,6 +82,14 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Pending>) {
                 if let Err(e) = commit(&mut conn, &mut one) {
                     fail_all(&mut one, &e);
                 }
+            }
+        }
+        // A long WAL: the writer copies what the checkpointer has not yet (little), between
+        // two batches and after answering, so that its next commit restarts the WAL.
+        if frames.load(Ordering::Relaxed) > RESTART_AT {
+            frames.store(0, Ordering::Relaxed);
+            if let Err(e) = checkpoint(&conn) {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
             }
         }
     }
