@@ -464,26 +464,25 @@ impl Mamori {
         .await?;
         let Some((user_id, kind, csrf, created, last_seen, auth_at, locked, lang)) = row else { return Ok(None) };
         if now - created > self.settings.absolute_timeout.num_milliseconds() {
-            sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&th).execute(&self.db.pool).await?;
+            self.db.write(sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&th)).await?;
             return Ok(None);
         }
         let idle = now - last_seen > self.settings.idle_timeout.num_milliseconds();
         let mut locked = locked != 0;
         if idle && !locked {
             if kind == "api" {
-                sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&th).execute(&self.db.pool).await?;
+                self.db.write(sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&th)).await?;
                 return Ok(None);
             }
             locked = true;
-            sqlx::query("UPDATE sessions SET locked = 1 WHERE token_hash = $1").bind(&th).execute(&self.db.pool).await?;
+            self.db.write(sqlx::query("UPDATE sessions SET locked = 1 WHERE token_hash = $1").bind(&th)).await?;
             let ev = Event::new(self.clock.now(), Actor { kind: "user".into(), id: user_id.to_string() }, "session.idle_lock");
             self.ledger.append(ev).await?;
         }
         if !locked {
-            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+            self.db.write(sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
                 .bind(now)
-                .bind(&th)
-                .execute(&self.db.pool)
+                .bind(&th))
                 .await?;
         }
         let Some(principal) = self.principal_for(user_id, "session".into(), auth_at, addr).await? else {
@@ -528,10 +527,9 @@ impl Mamori {
 
     pub async fn set_session_lang(&self, token: &str, lang: &str) -> Result<()> {
         let lang = if lang == "en" { "en" } else { "ja" };
-        sqlx::query("UPDATE sessions SET lang = $1 WHERE token_hash = $2")
+        self.db.write(sqlx::query("UPDATE sessions SET lang = $1 WHERE token_hash = $2")
             .bind(lang)
-            .bind(sha256_hex(token))
-            .execute(&self.db.pool)
+            .bind(sha256_hex(token)))
             .await?;
         Ok(())
     }
@@ -658,9 +656,8 @@ pub struct Counts {
 impl Mamori {
     /// Locks a console session at once (the lock button, or the browser's idle timer).
     pub async fn lock_session(&self, token: &str) -> Result<()> {
-        sqlx::query("UPDATE sessions SET locked = 1 WHERE token_hash = $1")
-            .bind(sha256_hex(token))
-            .execute(&self.db.pool)
+        self.db.write(sqlx::query("UPDATE sessions SET locked = 1 WHERE token_hash = $1")
+            .bind(sha256_hex(token)))
             .await?;
         Ok(())
     }

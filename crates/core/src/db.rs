@@ -112,6 +112,11 @@ pub struct Db {
     pub url: String,
     /// SQLite only: the connections of [`Db::read`].
     hot: Option<Arc<HotReads>>,
+    /// SQLite only: taken (first come, first served) by every writer of this process just
+    /// while it acquires SQLite's write lock, so that the ledger's writer thread, which takes
+    /// that lock batch after batch, cannot starve a pool transaction (SQLite's own busy
+    /// handler polls in sleeps of 1 to 100 ms and would rarely find the lock free).
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The SQLite URL of the database inside a data directory.
@@ -250,7 +255,7 @@ impl Db {
                 .await?,
             Backend::Postgres => pool_opts.max_connections(16).connect_with(opts).await?,
         };
-        let mut db = Self { pool, backend, url: url.to_owned(), hot: None };
+        let mut db = Self { pool, backend, url: url.to_owned(), hot: None, gate: Arc::new(tokio::sync::Mutex::new(())) };
         db.migrate().await?;
         if let Some(path) = sqlite_path(url).filter(|_| backend == Backend::Sqlite) {
             db.hot = Some(Arc::new(HotReads::open(&path, 4)?));
@@ -335,9 +340,29 @@ impl Db {
     /// never fail with SQLITE_BUSY when another writer got in between.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Sqlite => {
+                // A connection first (not holding the turn while the pool is exhausted).
+                let conn = self.pool.acquire().await?;
+                let _turn = self.gate.lock().await;
+                sqlx::Transaction::begin(conn, Some("BEGIN IMMEDIATE".into())).await?
+            }
             Backend::Postgres => self.pool.begin().await?,
         })
+    }
+
+    /// One statement outside a transaction that writes (SQLite takes its write lock for it), in
+    /// its turn with the process's other writers (see `gate`).
+    pub async fn write<'q>(&self, q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>) -> Result<sqlx::any::AnyQueryResult> {
+        let _turn = match self.backend {
+            Backend::Sqlite => Some(self.gate.lock().await),
+            Backend::Postgres => None,
+        };
+        Ok(q.execute(&self.pool).await?)
+    }
+
+    /// The turn of the ledger's writer thread (see `gate`).
+    pub(crate) fn gate(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.gate.clone()
     }
 
     pub async fn close(&self) {

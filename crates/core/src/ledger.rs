@@ -98,7 +98,54 @@ pub struct LedgerService {
     centre: String,
     clock: SharedClock,
     trees: Mutex<HashMap<i64, Tree>>,
+    /// Leaf hashes the group-commit writer committed, not yet in `trees`.
+    fresh: Arc<Fresh>,
     writer: mpsc::Sender<Pending>,
+}
+
+/// The leaf hashes of the rows a group-commit writer has committed, by log, in index order
+/// (with gaps where another transaction appended), so that the proof trees catch up from
+/// memory instead of reading back every leaf hash from the store. Bounded: past its bound a
+/// log's hashes are dropped and the tree reads them from the store.
+#[derive(Default)]
+struct Fresh(std::sync::Mutex<HashMap<i64, std::collections::VecDeque<(i64, [u8; 32])>>>);
+
+impl Fresh {
+    const MAX_PER_LOG: usize = 1 << 20;
+
+    /// Called after the rows' transaction committed.
+    fn committed(&self, rows: &[Row]) {
+        let Ok(mut m) = self.0.lock() else { return };
+        for r in rows {
+            let Ok(h) = <[u8; 32]>::try_from(r.hash.as_slice()) else { continue };
+            let q = m.entry(r.log).or_default();
+            if q.len() >= Self::MAX_PER_LOG {
+                q.clear();
+            }
+            q.push_back((r.idx, h));
+        }
+    }
+
+    /// The committed hashes of `log` from index `from` on, without a gap (those before `from`
+    /// are dropped); and the index of the next one known past a gap, if any.
+    fn take(&self, log: i64, from: i64, until: i64) -> (Vec<[u8; 32]>, Option<i64>) {
+        let Ok(mut m) = self.0.lock() else { return (Vec::new(), None) };
+        let Some(q) = m.get_mut(&log) else { return (Vec::new(), None) };
+        while q.front().is_some_and(|(i, _)| *i < from) {
+            q.pop_front();
+        }
+        let mut out = Vec::new();
+        let mut next = from;
+        while let Some((i, h)) = q.front().copied() {
+            if i != next || i >= until {
+                break;
+            }
+            out.push(h);
+            q.pop_front();
+            next += 1;
+        }
+        (out, q.front().map(|(i, _)| *i))
+    }
 }
 
 struct Row {
@@ -300,13 +347,14 @@ impl LedgerService {
     pub fn start(db: Db, signer: NoteSigner, clock: SharedClock) -> Result<Arc<Self>> {
         let (tx, rx) = mpsc::channel::<Pending>(MAX_BATCH * 4);
         let centre = signer.verifier().name().to_owned();
-        let svc = Arc::new(Self { db: db.clone(), signer, centre, clock, trees: Mutex::new(HashMap::new()), writer: tx });
+        let fresh = Arc::new(Fresh::default());
+        let svc = Arc::new(Self { db: db.clone(), signer, centre, clock, trees: Mutex::new(HashMap::new()), fresh: fresh.clone(), writer: tx });
         match crate::db::sqlite_path(&db.url).filter(|_| db.backend == crate::db::Backend::Sqlite) {
             // On a SQLite file: a thread of its own on a rusqlite connection (no worker-thread
             // round trip per statement). An in-memory database has no second connection.
-            Some(path) => sqlite::spawn(&path, rx)?,
+            Some(path) => sqlite::spawn(&path, db.gate(), rx, fresh)?,
             None => {
-                tokio::spawn(writer_loop(db, rx));
+                tokio::spawn(writer_loop(db, rx, fresh));
             }
         }
         Ok(svc)
@@ -378,12 +426,22 @@ impl LedgerService {
     ) -> Result<&'a Tree> {
         let tree = trees.entry(log).or_default();
         while tree.size() < size {
+            // What the group-commit writer committed, from memory; the rest (another
+            // transaction's entries, or after a restart) from the store.
+            let (known, next) = self.fresh.take(log, tree.size() as i64, size as i64);
+            if !known.is_empty() {
+                for h in known {
+                    tree.push(h);
+                }
+                continue;
+            }
+            let until = next.map_or(size as i64, |n| n.min(size as i64));
             let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
                 "SELECT idx, leaf_hash FROM ledger_entries WHERE log_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx LIMIT 50000",
             )
             .bind(log)
             .bind(tree.size() as i64)
-            .bind(size as i64)
+            .bind(until)
             .fetch_all(&self.db.pool)
             .await?;
             if rows.is_empty() {
@@ -786,14 +844,14 @@ impl LedgerService {
     }
 }
 
-async fn writer_loop(db: Db, mut rx: mpsc::Receiver<Pending>) {
+async fn writer_loop(db: Db, mut rx: mpsc::Receiver<Pending>, fresh: Arc<Fresh>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
         fill(&mut batch, &mut rx);
-        if let Err(e) = commit_batch(&db, &mut batch).await {
+        if let Err(e) = commit_batch(&db, &mut batch, &fresh).await {
             for mut one in after_failure(&mut batch, &e) {
-                if let Err(e) = commit_batch(&db, &mut one).await {
+                if let Err(e) = commit_batch(&db, &mut one, &fresh).await {
                     fail_all(&mut one, &e);
                 }
             }
@@ -835,7 +893,7 @@ fn fail_all(batch: &mut Vec<Pending>, e: &CoreError) {
 /// so that only stragglers from before the previous batch need their time raised (and
 /// re-encoding; `ts` strings, fixed-width UTC, sort chronologically). Answers and drains every
 /// pending on success; on a database error leaves the batch for a retry.
-async fn commit_batch(db: &Db, batch: &mut Vec<Pending>) -> Result<()> {
+async fn commit_batch(db: &Db, batch: &mut Vec<Pending>, fresh: &Fresh) -> Result<()> {
     let mut tx = db.begin().await?;
     // Per pending: the refusal of its change, if refused.
     let mut refusals: Vec<Option<CoreError>> = Vec::with_capacity(batch.len());
@@ -850,8 +908,13 @@ async fn commit_batch(db: &Db, batch: &mut Vec<Pending>) -> Result<()> {
         });
     }
     let (order, events, encoded) = accepted(batch, &refusals);
-    let idx = append_encoded(&mut tx, &events, encoded).await?;
+    let reserved = reserve_all(&mut tx, &events).await?;
+    let rows = lay_out(&events, encoded, &reserved);
+    insert_rows(&mut tx, &rows).await?;
+    let idx = indexes(&reserved, events.len());
+    drop(events);
     tx.commit().await?;
+    fresh.committed(&rows);
     answer(batch, refusals, order, idx);
     Ok(())
 }
@@ -875,5 +938,31 @@ fn answer(batch: &mut Vec<Pending>, refusals: Vec<Option<CoreError>>, order: Vec
     }
     for ((p, refusal), n) in batch.drain(..).zip(refusals).zip(index) {
         let _ = p.done.send(refusal.map_or(Ok(n), Err));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(log: i64, idx: i64) -> Row {
+        Row { log, idx, entry: Vec::new(), hash: vec![idx as u8; 32], ts: 0, action: String::new(), actor: String::new(), object: String::new() }
+    }
+
+    #[test]
+    fn fresh_hashes_serve_only_a_run_without_gaps() {
+        let f = Fresh::default();
+        // Entries 3 and 4 were appended by another transaction: the writer knows 0-2 and 5-6.
+        f.committed(&[row(1, 0), row(1, 1), row(1, 2), row(7, 0)]);
+        f.committed(&[row(1, 5), row(1, 6)]);
+        let (known, next) = f.take(1, 0, 10);
+        assert_eq!(known, vec![[0u8; 32], [1u8; 32], [2u8; 32]]);
+        assert_eq!(next, Some(5), "the gap is read from the store, up to the next known index");
+        assert_eq!(f.take(1, 3, 10), (Vec::new(), Some(5)));
+        // Up to the size asked for only; what is older than asked is dropped.
+        assert_eq!(f.take(1, 5, 6), (vec![[5u8; 32]], Some(6)));
+        assert_eq!(f.take(1, 7, 10), (Vec::new(), None));
+        assert_eq!(f.take(7, 0, 1), (vec![[0u8; 32]], None), "each log on its own");
+        assert_eq!(f.take(2, 0, 1), (Vec::new(), None));
     }
 }

@@ -51,14 +51,13 @@ impl Mamori {
         let id = random_token("");
         let json = serde_json::to_string(state).map_err(|e| CoreError::Internal(e.to_string()))?;
         let now = self.clock.now_ms();
-        sqlx::query("DELETE FROM webauthn_states WHERE created_at < $1").bind(now - STATE_TTL_MS).execute(&self.db.pool).await?;
-        sqlx::query("INSERT INTO webauthn_states (id, user_id, kind, state, created_at) VALUES ($1, $2, $3, $4, $5)")
+        self.db.write(sqlx::query("DELETE FROM webauthn_states WHERE created_at < $1").bind(now - STATE_TTL_MS)).await?;
+        self.db.write(sqlx::query("INSERT INTO webauthn_states (id, user_id, kind, state, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
             .bind(user_id)
             .bind(kind)
             .bind(json)
-            .bind(now)
-            .execute(&self.db.pool)
+            .bind(now))
             .await?;
         Ok(id)
     }
@@ -71,7 +70,7 @@ impl Mamori {
                 .bind(kind)
                 .fetch_optional(&self.db.pool)
                 .await?;
-        sqlx::query("DELETE FROM webauthn_states WHERE id = $1").bind(id).execute(&self.db.pool).await?;
+        self.db.write(sqlx::query("DELETE FROM webauthn_states WHERE id = $1").bind(id)).await?;
         let (user_id, state, created) = row.ok_or(CoreError::AuthFailed)?;
         if self.clock.now_ms() - created > STATE_TTL_MS {
             return Err(CoreError::AuthFailed);
@@ -198,11 +197,10 @@ impl Mamori {
         for (id, mut key) in self.passkeys_of(user_id).await? {
             if key.update_credential(&result).is_some() {
                 let json = serde_json::to_string(&key).map_err(|e| CoreError::Internal(e.to_string()))?;
-                sqlx::query("UPDATE passkeys SET passkey = $1, last_used_at = $2 WHERE id = $3")
+                self.db.write(sqlx::query("UPDATE passkeys SET passkey = $1, last_used_at = $2 WHERE id = $3")
                     .bind(json)
                     .bind(now.timestamp_millis())
-                    .bind(id)
-                    .execute(&self.db.pool)
+                    .bind(id))
                     .await?;
             }
         }

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::mpsc;
 
 use super::{
-    accepted, after_failure, answer, by_client, fail_all, indexes, insert_sql, lay_out, Pending, Reserved, Row, CENTRE_LOG,
+    accepted, after_failure, answer, by_client, fail_all, indexes, insert_sql, lay_out, Fresh, Pending, Reserved, Row, CENTRE_LOG,
     CLIENT_LOG_SQL, LAST_TS_SQL, MAX_BATCH, RESERVE_SQL, ROWS_PER_INSERT,
 };
 use crate::error::{CoreError, Result};
@@ -25,10 +25,12 @@ const RESTART_AT: i64 = 8000;
 
 /// Opens the writer's connection (durable commits, foreign keys as on the pool's) and starts
 /// its thread and the checkpointer's, which end when the service (every sender) is gone.
-pub(super) fn spawn(path: &str, rx: mpsc::Receiver<Pending>) -> Result<()> {
+pub(super) fn spawn(path: &str, gate: Arc<tokio::sync::Mutex<()>>, rx: mpsc::Receiver<Pending>, fresh: Arc<Fresh>) -> Result<()> {
     let open = || -> Result<Connection> {
         let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        // While another connection writes (a transaction through the pool), wait in short
+        // steps: SQLite's own busy handler sleeps 1, 2, 5, 10 … ms, a whole batch's latency.
+        conn.busy_handler(Some(busy))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         Ok(conn)
@@ -47,7 +49,7 @@ pub(super) fn spawn(path: &str, rx: mpsc::Receiver<Pending>) -> Result<()> {
         .map_err(|e| CoreError::Internal(format!("checkpointer thread: {e}")))?;
     std::thread::Builder::new()
         .name("ledger-writer".into())
-        .spawn(move || run(conn, rx, frames, alive))
+        .spawn(move || run(conn, gate, rx, frames, alive, fresh))
         .map_err(|e| CoreError::Internal(format!("ledger writer thread: {e}")))?;
     Ok(())
 }
@@ -72,14 +74,27 @@ fn checkpoints(conn: Connection, stopped: std::sync::mpsc::Receiver<()>, frames:
     }
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Pending>, frames: Arc<AtomicI64>, _alive: std::sync::mpsc::Sender<()>) {
+/// Waits 50 µs and tries again, for about 10 s in all.
+fn busy(tries: i32) -> bool {
+    std::thread::sleep(Duration::from_micros(50));
+    tries < 200_000
+}
+
+struct Writer {
+    conn: Connection,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    fresh: Arc<Fresh>,
+}
+
+fn run(conn: Connection, gate: Arc<tokio::sync::Mutex<()>>, mut rx: mpsc::Receiver<Pending>, frames: Arc<AtomicI64>, _alive: std::sync::mpsc::Sender<()>, fresh: Arc<Fresh>) {
+    let mut w = Writer { conn, gate, fresh };
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         super::fill(&mut batch, &mut rx);
-        if let Err(e) = commit(&mut conn, &mut batch) {
+        if let Err(e) = commit(&mut w, &mut batch) {
             for mut one in after_failure(&mut batch, &e) {
-                if let Err(e) = commit(&mut conn, &mut one) {
+                if let Err(e) = commit(&mut w, &mut one) {
                     fail_all(&mut one, &e);
                 }
             }
@@ -88,7 +103,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Pending>, frames: Arc<Atomic
         // two batches and after answering, so that its next commit restarts the WAL.
         if frames.load(Ordering::Relaxed) > RESTART_AT {
             frames.store(0, Ordering::Relaxed);
-            if let Err(e) = checkpoint(&conn) {
+            if let Err(e) = checkpoint(&w.conn) {
                 tracing::warn!(error = %e, "WAL checkpoint failed");
             }
         }
@@ -97,8 +112,10 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Pending>, frames: Arc<Atomic
 
 /// One transaction for a batch, as `commit_batch` does through sqlx. A transaction that is not
 /// committed rolls back when dropped.
-fn commit(conn: &mut Connection, batch: &mut Vec<Pending>) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+fn commit(w: &mut Writer, batch: &mut Vec<Pending>) -> Result<()> {
+    let turn = w.gate.blocking_lock();
+    let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    drop(turn);
     let mut refusals: Vec<Option<CoreError>> = Vec::with_capacity(batch.len());
     for p in batch.iter() {
         refusals.push(match &p.step {
@@ -117,6 +134,7 @@ fn commit(conn: &mut Connection, batch: &mut Vec<Pending>) -> Result<()> {
     let idx = indexes(&reserved, events.len());
     drop(events);
     tx.commit()?;
+    w.fresh.committed(&rows);
     answer(batch, refusals, order, idx);
     Ok(())
 }

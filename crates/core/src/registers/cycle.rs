@@ -471,12 +471,12 @@ impl Mamori {
             let now = self.clock.now().timestamp_millis();
             match mailer.send(&to, &subject, &body).await {
                 Ok(()) => {
-                    sqlx::query("UPDATE mail_outbox SET sent_at = $1, attempts = attempts + 1, error = NULL WHERE id = $2").bind(now).bind(id).execute(&self.db.pool).await?;
+                    self.db.write(sqlx::query("UPDATE mail_outbox SET sent_at = $1, attempts = attempts + 1, error = NULL WHERE id = $2").bind(now).bind(id)).await?;
                     sent += 1;
                 }
                 Err(e) => {
                     tracing::warn!(mail = id, error = %e, "reminder mail not sent");
-                    sqlx::query("UPDATE mail_outbox SET attempts = attempts + 1, error = $1 WHERE id = $2").bind(e.to_string()).bind(id).execute(&self.db.pool).await?;
+                    self.db.write(sqlx::query("UPDATE mail_outbox SET attempts = attempts + 1, error = $1 WHERE id = $2").bind(e.to_string()).bind(id)).await?;
                 }
             }
         }

@@ -411,6 +411,14 @@ async fn group_commit_isolates_each_change(app: TestApp) {
         let f = SearchFilter { action: Some(action.into()), ..Default::default() };
         assert_eq!(ledger.search(&f).await.unwrap().len(), n, "{action}");
     }
+    // Checkpoints signed over the proof trees (fed from the writer's committed hashes, and from
+    // the store for entries appended in a caller's transaction) agree with the stored rows.
+    for code in ["GC1", "GC2"] {
+        let r = app.post("/api/v1/clients", &serde_json::json!({"code": code, "name": code})).await;
+        assert!(r.status().is_success());
+        ledger.append(Event::new(t, sys(), "test.after").client(code)).await.unwrap();
+        assert!(ledger.checkpoint_all().await.unwrap() > 0);
+    }
     let rep = ledger.verify_all(|_, _| {}).await.unwrap();
     assert!(rep.ok, "{:?}", rep.error);
 }
