@@ -204,9 +204,15 @@ enum BenchCmd {
         /// Seconds of each run
         #[arg(long, default_value_t = 10)]
         secs: u64,
-        /// Concurrent clients
+        /// Concurrent clients of the saturated runs
         #[arg(long, default_value_t = 32)]
         clients: usize,
+        /// Reveals per second of the paced run (whose p99 is `read_ms_p99`)
+        #[arg(long, default_value_t = 10_000.0)]
+        read_rate: f64,
+        /// Records per second of the paced run (whose p99 is `write_ms_p99`)
+        #[arg(long, default_value_t = 5_000.0)]
+        write_rate: f64,
     },
     /// Door decision latency, card-to-unlock through simulated OSDP readers (needs the
     /// `door-sim` feature) and revocation reach, with 50,000 people and 500 doors
@@ -346,7 +352,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Ledger { cmd } => ledger_cmd(cfg, cmd).await,
         Cmd::Bench { cmd: BenchCmd::Ledger { events, proof_tree } } => bench::ledger(events, proof_tree).await,
         Cmd::Bench { cmd: BenchCmd::Doors { presentations } } => bench_doors::doors(presentations).await,
-        Cmd::Bench { cmd: BenchCmd::Vault { secs, clients } } => bench_vault::vault(secs, clients).await,
+        Cmd::Bench { cmd: BenchCmd::Vault { secs, clients, read_rate, write_rate } } => bench_vault::vault(secs, clients, read_rate, write_rate).await,
         Cmd::DoorAgent(a) => door_agent(a).await,
         Cmd::Certificate { cmd: CertificateCmd::Check { file, key } } => {
             let key = if let Some(p) = key.strip_prefix('@') { std::fs::read_to_string(p)? } else { key };

@@ -4,7 +4,7 @@
 //! sqlx's worker thread and back per statement. The same plan (`reserve`, `lay_out`, `answer`)
 //! as the sqlx writer, over the same SQL.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,9 +19,12 @@ use crate::error::{CoreError, Result};
 
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
-/// WAL frames past which the writer finishes the checkpoint itself (so that the WAL restarts
-/// from its beginning at its next commit instead of growing without end).
+/// WAL frames past which the WAL is made to restart from its beginning (instead of growing
+/// without end under a writer that never pauses): the checkpointer catches up to within a few
+/// frames, then the writer copies those between two batches, so that its next commit restarts it.
 const RESTART_AT: i64 = 8000;
+/// Frames left for the writer to copy at most (each a page: about a millisecond for 100).
+const LEAVE_TO_WRITER: i64 = 100;
 
 /// Opens the writer's connection (durable commits, foreign keys as on the pool's) and starts
 /// its thread and the checkpointer's, which end when the service (every sender) is gone.
@@ -40,33 +43,46 @@ pub(super) fn spawn(path: &str, gate: Arc<tokio::sync::Mutex<()>>, rx: mpsc::Rec
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.set_prepared_statement_cache_capacity(64);
     let checkpointer = open()?;
-    let frames = Arc::new(AtomicI64::new(0));
+    let restart = Arc::new(AtomicBool::new(false));
     let (alive, stopped) = std::sync::mpsc::channel::<()>();
-    let f = frames.clone();
+    let f = restart.clone();
     std::thread::Builder::new()
         .name("ledger-checkpoint".into())
         .spawn(move || checkpoints(checkpointer, stopped, f))
         .map_err(|e| CoreError::Internal(format!("checkpointer thread: {e}")))?;
     std::thread::Builder::new()
         .name("ledger-writer".into())
-        .spawn(move || run(conn, gate, rx, frames, alive, fresh))
+        .spawn(move || run(conn, gate, rx, restart, alive, fresh))
         .map_err(|e| CoreError::Internal(format!("ledger writer thread: {e}")))?;
     Ok(())
 }
 
-/// A passive checkpoint (it waits for no reader or writer); the frames then in the WAL.
-fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+/// A passive checkpoint (it waits for no reader or writer): the frames then in the WAL, and
+/// how many of them are not yet copied.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get::<_, i64>(1)? - r.get::<_, i64>(2)?)))
 }
 
 /// The checkpointer: copies the WAL into the database file concurrently with the writer, every
-/// [`CHECKPOINT_EVERY`], until the writer ends (`stopped` disconnects), and once more then.
-fn checkpoints(conn: Connection, stopped: std::sync::mpsc::Receiver<()>, frames: Arc<AtomicI64>) {
+/// [`CHECKPOINT_EVERY`], until the writer ends (`stopped` disconnects), and once more then. A
+/// long WAL it copies again at once, each time the little written meanwhile, and then asks the
+/// writer (`restart`) for the last frames.
+fn checkpoints(conn: Connection, stopped: std::sync::mpsc::Receiver<()>, restart: Arc<AtomicBool>) {
     loop {
         let last = !matches!(stopped.recv_timeout(CHECKPOINT_EVERY), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
-        match checkpoint(&conn) {
-            Ok(n) => frames.store(n, Ordering::Relaxed),
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        for _ in 0..4 {
+            match checkpoint(&conn) {
+                Ok((frames, _)) if frames <= RESTART_AT => break,
+                Ok((_, left)) if left <= LEAVE_TO_WRITER => {
+                    restart.store(true, Ordering::Relaxed);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                    break;
+                }
+            }
         }
         if last {
             return;
@@ -86,7 +102,7 @@ struct Writer {
     fresh: Arc<Fresh>,
 }
 
-fn run(conn: Connection, gate: Arc<tokio::sync::Mutex<()>>, mut rx: mpsc::Receiver<Pending>, frames: Arc<AtomicI64>, _alive: std::sync::mpsc::Sender<()>, fresh: Arc<Fresh>) {
+fn run(conn: Connection, gate: Arc<tokio::sync::Mutex<()>>, mut rx: mpsc::Receiver<Pending>, restart: Arc<AtomicBool>, _alive: std::sync::mpsc::Sender<()>, fresh: Arc<Fresh>) {
     let mut w = Writer { conn, gate, fresh };
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -99,10 +115,9 @@ fn run(conn: Connection, gate: Arc<tokio::sync::Mutex<()>>, mut rx: mpsc::Receiv
                 }
             }
         }
-        // A long WAL: the writer copies what the checkpointer has not yet (little), between
-        // two batches and after answering, so that its next commit restarts the WAL.
-        if frames.load(Ordering::Relaxed) > RESTART_AT {
-            frames.store(0, Ordering::Relaxed);
+        // A long WAL that the checkpointer has nearly copied: the writer copies the rest,
+        // between two batches and after answering, so that its next commit restarts the WAL.
+        if restart.swap(false, Ordering::Relaxed) {
             if let Err(e) = checkpoint(&w.conn) {
                 tracing::warn!(error = %e, "WAL checkpoint failed");
             }
