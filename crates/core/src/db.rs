@@ -181,6 +181,14 @@ hot_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
 hot_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
 hot_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
 
+/// SQLite's busy handler for this process's own connections: waits 50 µs and tries again, for
+/// about 10 s in all. SQLite's default handler sleeps 1, 2, 5, 10 … 100 ms between tries, each
+/// sleep a stall of whatever waits on that connection.
+pub(crate) fn busy(tries: i32) -> bool {
+    std::thread::sleep(Duration::from_micros(50));
+    tries < 200_000
+}
+
 /// Read-only SQLite connections (`query_only`), each with its cache of prepared statements.
 struct HotReads {
     conns: Vec<Mutex<rusqlite::Connection>>,
@@ -198,7 +206,8 @@ impl HotReads {
         let conns = (0..n)
             .map(|_| {
                 let c = rusqlite::Connection::open(path)?;
-                c.busy_timeout(Duration::from_secs(10))?;
+                // These run on the async runtime's threads: wait in short steps (see `busy`).
+                c.busy_handler(Some(busy))?;
                 c.pragma_update(None, "query_only", true)?;
                 c.set_prepared_statement_cache_capacity(64);
                 Ok(Mutex::new(c))

@@ -22,8 +22,6 @@ use serde_json::json;
 
 use crate::bench::{core_err as e, percentile};
 
-/// Requests in flight at most in a paced run (a server that falls behind is charged the wait).
-const MAX_IN_FLIGHT: usize = 1024;
 /// The pacer's step.
 const PACE_STEP: Duration = Duration::from_micros(100);
 
@@ -89,13 +87,15 @@ where
 /// Paced: sends `make(i)` at `rate` per second for `secs` on a fixed schedule, each latency
 /// counted from when its request was due. The schedule is kept by a thread of its own that
 /// sleeps in steps of [`PACE_STEP`] (the runtime's timers tick by the millisecond, too coarse).
-async fn paced<F, Fut>(what: &str, rate: f64, secs: u64, make: F) -> anyhow::Result<Stats>
+/// As `wrk2` does, over a fixed number of connections (`clients`): a request due while every
+/// connection is busy waits for one, and that wait is part of its latency.
+async fn paced<F, Fut>(what: &str, clients: usize, rate: f64, secs: u64, make: F) -> anyhow::Result<Stats>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
     let total = (rate * secs as f64) as usize;
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let slots = Arc::new(tokio::sync::Semaphore::new(clients));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<f64>>();
     let rt = tokio::runtime::Handle::current();
     let start = Instant::now();
@@ -157,8 +157,7 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
         })
         .await;
     });
-    // Connections are kept (a paced run may have more requests in flight than `clients`).
-    let http = reqwest::Client::builder().build()?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
     let post = |path: &str, token: &str, body: serde_json::Value| {
         let (http, url, token) = (http.clone(), format!("{base}{path}"), token.to_owned());
         async move { http.post(url).bearer_auth(token).json(&body).send().await }
@@ -214,7 +213,7 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     let w = saturated(&format!("writes, saturated ({clients} clients)"), clients, secs, write.clone()).await?;
     let w_paced = {
         let offset = 100_000_000; // application numbers of their own
-        paced(&format!("writes, paced at {write_rate}/s"), write_rate, secs, move |i| write(offset + i)).await?
+        paced(&format!("writes, paced at {write_rate}/s ({clients} connections)"), clients, write_rate, secs, move |i| write(offset + i)).await?
     };
     let uids: Vec<(String,)> = sqlx::query_as("SELECT uid FROM vault_records ORDER BY id LIMIT 10000").fetch_all(&app.db.pool).await?;
     anyhow::ensure!(!uids.is_empty(), "no records written");
@@ -233,7 +232,7 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
         }
     };
     let r = saturated(&format!("reads, saturated ({clients} clients)"), clients, secs, read.clone()).await?;
-    let r_paced = paced(&format!("reads, paced at {read_rate}/s"), read_rate, secs, read).await?;
+    let r_paced = paced(&format!("reads, paced at {read_rate}/s ({clients} connections)"), clients, read_rate, secs, read).await?;
     let _ = stop_tx.send(());
     let _ = cp_stop.send(true);
     cp.await?;

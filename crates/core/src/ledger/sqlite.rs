@@ -32,8 +32,8 @@ pub(super) fn spawn(path: &str, gate: Arc<tokio::sync::Mutex<()>>, rx: mpsc::Rec
     let open = || -> Result<Connection> {
         let conn = Connection::open(path)?;
         // While another connection writes (a transaction through the pool), wait in short
-        // steps: SQLite's own busy handler sleeps 1, 2, 5, 10 … ms, a whole batch's latency.
-        conn.busy_handler(Some(busy))?;
+        // steps, not SQLite's sleeps of milliseconds (a whole batch's latency).
+        conn.busy_handler(Some(crate::db::busy))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         Ok(conn)
@@ -88,12 +88,6 @@ fn checkpoints(conn: Connection, stopped: std::sync::mpsc::Receiver<()>, restart
             return;
         }
     }
-}
-
-/// Waits 50 µs and tries again, for about 10 s in all.
-fn busy(tries: i32) -> bool {
-    std::thread::sleep(Duration::from_micros(50));
-    tries < 200_000
 }
 
 struct Writer {
