@@ -108,7 +108,10 @@ pub struct LedgerService {
 /// memory instead of reading back every leaf hash from the store. Bounded: past its bound a
 /// log's hashes are dropped and the tree reads them from the store.
 #[derive(Default)]
-struct Fresh(std::sync::Mutex<HashMap<i64, std::collections::VecDeque<(i64, [u8; 32])>>>);
+struct Fresh(std::sync::Mutex<HashMap<i64, LeafQueue>>);
+
+/// (index, leaf hash), in index order.
+type LeafQueue = std::collections::VecDeque<(i64, [u8; 32])>;
 
 impl Fresh {
     const MAX_PER_LOG: usize = 1 << 20;
