@@ -120,12 +120,11 @@ impl Fresh {
     fn committed(&self, rows: &[Row]) {
         let Ok(mut m) = self.0.lock() else { return };
         for r in rows {
-            let Ok(h) = <[u8; 32]>::try_from(r.hash.as_slice()) else { continue };
             let q = m.entry(r.log).or_default();
             if q.len() >= Self::MAX_PER_LOG {
                 q.clear();
             }
-            q.push_back((r.idx, h));
+            q.push_back((r.idx, r.hash));
         }
     }
 
@@ -155,7 +154,7 @@ struct Row {
     log: i64,
     idx: i64,
     entry: Vec<u8>,
-    hash: Vec<u8>,
+    hash: [u8; 32],
     ts: i64,
     action: String,
     actor: String,
@@ -163,7 +162,6 @@ struct Row {
 }
 
 fn row_with_hash(log: i64, idx: i64, ev: &Event, entry: Vec<u8>, hash: [u8; 32], ts: i64) -> Row {
-    let hash = hash.to_vec();
     Row {
         log,
         idx,
@@ -235,7 +233,7 @@ async fn append_batch(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec<
             (b, h)
         })
         .collect();
-    append_encoded(conn, &refs, encoded).await
+    Ok(append_encoded(conn, &refs, encoded).await?.0)
 }
 
 /// The time (ms) of the entry just before `next` in `log`, if any.
@@ -283,12 +281,13 @@ async fn reserve_all(conn: &mut AnyConnection, events: &[&Event]) -> Result<Rese
 /// Appends events with their precomputed encodings. Runs under the row locks of every log it
 /// touches, which also makes time monotonic: an event is recorded no earlier than the last
 /// entry of each of its logs (an event built a moment before another may commit after it), so
-/// a client can rely on time order when it checks that an export left nothing out.
-async fn append_encoded(conn: &mut AnyConnection, events: &[&Event], encoded: Vec<(Vec<u8>, [u8; 32])>) -> Result<Vec<u64>> {
+/// a client can rely on time order when it checks that an export left nothing out. Returns the
+/// centre-log index of each event and the rows written.
+async fn append_encoded(conn: &mut AnyConnection, events: &[&Event], encoded: Vec<(Vec<u8>, [u8; 32])>) -> Result<(Vec<u64>, Vec<Row>)> {
     let reserved = reserve_all(conn, events).await?;
     let rows = lay_out(events, encoded, &reserved);
     insert_rows(conn, &rows).await?;
-    Ok(indexes(&reserved, events.len()))
+    Ok((indexes(&reserved, events.len()), rows))
 }
 
 fn indexes(r: &Reserved, n: usize) -> Vec<u64> {
@@ -903,23 +902,26 @@ async fn commit_batch(db: &Db, batch: &mut Vec<Pending>, fresh: &Fresh) -> Resul
     for p in batch.iter() {
         refusals.push(match &p.step {
             None => None,
-            Some(step) => match step.apply(&mut tx).await {
-                Ok(()) => None,
-                Err(e @ (CoreError::Db(_) | CoreError::Sqlite(_))) => return Err(e),
-                Err(e) => Some(e),
-            },
+            Some(step) => refusal(step.apply(&mut tx).await)?,
         });
     }
     let (order, events, encoded) = accepted(batch, &refusals);
-    let reserved = reserve_all(&mut tx, &events).await?;
-    let rows = lay_out(&events, encoded, &reserved);
-    insert_rows(&mut tx, &rows).await?;
-    let idx = indexes(&reserved, events.len());
+    let (idx, rows) = append_encoded(&mut tx, &events, encoded).await?;
     drop(events);
     tx.commit().await?;
     fresh.committed(&rows);
     answer(batch, refusals, order, idx);
     Ok(())
+}
+
+/// A batch step's outcome: its refusal (that change alone is dropped), or a database error (the
+/// batch fails, to be retried one by one).
+fn refusal(applied: Result<()>) -> Result<Option<CoreError>> {
+    match applied {
+        Ok(()) => Ok(None),
+        Err(e @ (CoreError::Db(_) | CoreError::Sqlite(_))) => Err(e),
+        Err(e) => Ok(Some(e)),
+    }
 }
 
 /// The pendings of a batch whose change was not refused, in time order: (their positions, their
@@ -949,7 +951,7 @@ mod tests {
     use super::*;
 
     fn row(log: i64, idx: i64) -> Row {
-        Row { log, idx, entry: Vec::new(), hash: vec![idx as u8; 32], ts: 0, action: String::new(), actor: String::new(), object: String::new() }
+        Row { log, idx, entry: Vec::new(), hash: [idx as u8; 32], ts: 0, action: String::new(), actor: String::new(), object: String::new() }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The group-commit writer on a SQLite file: one thread with a `rusqlite` connection of its
 //! own, so that a batch is one synchronous run of prepared statements (`BEGIN IMMEDIATE`, the
 //! batch's changes, its log reservations and rows, `COMMIT`) instead of one hand-off to
-//! sqlx's worker thread and back per statement. The same plan (`reserve`, `lay_out`, `answer`)
-//! as the sqlx writer, over the same SQL.
+//! sqlx's worker thread and back per statement. The same plan (`reserve_all`, `lay_out`,
+//! `accepted`, `refusal`, `answer`) as the sqlx writer, over the same SQL.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::mpsc;
 
 use super::{
-    accepted, after_failure, answer, by_client, fail_all, indexes, insert_sql, lay_out, Fresh, Pending, Reserved, Row, CENTRE_LOG,
+    accepted, after_failure, answer, by_client, fail_all, indexes, insert_sql, lay_out, refusal, Fresh, Pending, Reserved, Row, CENTRE_LOG,
     CLIENT_LOG_SQL, LAST_TS_SQL, MAX_BATCH, RESERVE_SQL, ROWS_PER_INSERT,
 };
 use crate::error::{CoreError, Result};
@@ -129,11 +129,7 @@ fn commit(w: &mut Writer, batch: &mut Vec<Pending>) -> Result<()> {
     for p in batch.iter() {
         refusals.push(match &p.step {
             None => None,
-            Some(step) => match step.apply_sqlite(&tx) {
-                Ok(()) => None,
-                Err(e @ (CoreError::Db(_) | CoreError::Sqlite(_))) => return Err(e),
-                Err(e) => Some(e),
-            },
+            Some(step) => refusal(step.apply_sqlite(&tx))?,
         });
     }
     let (order, events, encoded) = accepted(batch, &refusals);

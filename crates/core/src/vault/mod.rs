@@ -47,15 +47,12 @@ pub struct VaultState {
     facts: EpochCache<(i64, i64, Option<String>), Facts>,
     /// The live key (id, name) of each (business, purpose).
     keys: EpochCache<(i64, &'static str), Option<(i64, String)>>,
-    /// Held while a business's first keys are made, so that the first records keyed in at
-    /// once wait here for one transaction instead of all racing for SQLite's write lock.
-    first_keys: tokio::sync::Mutex<()>,
 }
 
 impl VaultState {
     pub fn new(kek: Arc<dyn KeyProvider>) -> Result<Self> {
         let ops: Vec<&'static str> = Op::ALL.iter().map(|o| o.as_str()).collect();
-        Ok(Self { kek, policy: DoorPolicy::with_actions(VAULT_POLICY, &ops)?, deks: Default::default(), businesses: EpochCache::new(), facts: EpochCache::new(), keys: EpochCache::new(), first_keys: tokio::sync::Mutex::new(()) })
+        Ok(Self { kek, policy: DoorPolicy::with_actions(VAULT_POLICY, &ops)?, deks: Default::default(), businesses: EpochCache::new(), facts: EpochCache::new(), keys: EpochCache::new() })
     }
 
     /// The data key `kid` of `business` (key row `key_id`), from the cache or the key store.
@@ -786,8 +783,7 @@ impl Mamori {
             (Some(d), i) if i.is_some() || !searchable => (d, i),
             _ => {
                 // The first record of a business: its keys are made in a transaction of their
-                // own, one at a time (the transaction finds those made meanwhile).
-                let _one = self.vault.first_keys.lock().await;
+                // own (which finds those another request made meanwhile).
                 let mut tx = self.db.begin().await?;
                 let d = self.data_key(&mut tx, &b).await?;
                 let i = if searchable { Some(self.index_key(&mut tx, &b).await?) } else { None };
