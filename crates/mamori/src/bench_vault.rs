@@ -129,15 +129,6 @@ where
     Ok(summarise(what, lat, start.elapsed().as_secs_f64(), fails))
 }
 
-/// Sends one request and reads its answer whole; true if it succeeded and `check` accepts the
-/// body.
-async fn send(req: reqwest::RequestBuilder, check: impl FnOnce(&[u8]) -> bool) -> bool {
-    match req.send().await {
-        Ok(r) if r.status().is_success() => r.bytes().await.is_ok_and(|b| check(&b)),
-        _ => false,
-    }
-}
-
 pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -> anyhow::Result<()> {
     anyhow::ensure!(read_rate >= 1.0 && write_rate >= 1.0, "the paced rates must be at least 1 per second");
     let dir = std::env::temp_dir().join(format!("mamori-bench-vault-{}", std::process::id()));
@@ -148,7 +139,8 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     let admin = app.create_token(None, "admin", "bench").await.map_err(e)?;
     let op = app.create_token(None, "op", "bench").await.map_err(e)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let listener_addr = listener.local_addr()?;
+    let base = format!("http://{listener_addr}");
     let state = mamori_server::AppState::new(app.clone(), false);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -190,25 +182,31 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     // The ledger signs checkpoints every second while the load runs, as `serve` does.
     let (cp_stop, cp_rx) = tokio::sync::watch::channel(false);
     let cp = tokio::spawn(app.ledger.clone().run_checkpointer(Duration::from_secs(1), cp_rx));
-    // Per request the client does only what a client must: URLs, headers and the reveal's body
-    // are made once; each answer is read whole, and a reveal must return the value.
-    let auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {op}"))?;
-    let term = reqwest::header::HeaderValue::from_str(&terminal)?;
-    let records = reqwest::Url::parse(&format!("{base}/api/v1/vault/CARD/records"))?;
+    // Per request the client does only what a client must (`bench_http`): each request's bytes
+    // are made before it is due; each answer is read whole, and a reveal must return the value.
+    let addr = listener_addr;
+    let client = crate::bench_http::Client::new(addr);
+    let auth = format!("Bearer {op}");
+    let common = [("Authorization", auth.as_str()), ("x-mamori-terminal", terminal.as_str()), ("Content-Type", "application/json")];
     let write = {
-        let (http, auth, term) = (http.clone(), auth.clone(), term.clone());
+        let (client, common) = (client.clone(), common.map(|(k, v)| (k, v.to_owned())));
         move |i: usize| {
             let body = format!(r#"{{"values":{{"app_no":"A{i:08}","name":"顧客 太郎","phone":"090-1234-5678","card":"4111 1111 1111 1234"}}}}"#);
-            let req = http.post(records.clone()).header(reqwest::header::AUTHORIZATION, auth.clone()).header("x-mamori-terminal", term.clone());
-            send(req.header(reqwest::header::CONTENT_TYPE, "application/json").body(body), |b| b.starts_with(b"{"))
+            let headers: Vec<(&str, &str)> = common.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let req = crate::bench_http::request("POST", addr, "/api/v1/vault/CARD/records", &headers, body.as_bytes());
+            let client = client.clone();
+            async move { client.send(&req, |b| b.starts_with(b"{")).await }
         }
     };
 
     // The ceiling: the same load on the liveness route (HTTP, routing and headers only).
-    let health = reqwest::Url::parse(&format!("{base}/api/v1/health"))?;
     let h = {
-        let http = http.clone();
-        saturated("HTTP baseline (health)", clients, secs.min(3), move |_| send(http.get(health.clone()), |_| true)).await?
+        let (client, req) = (client.clone(), Arc::new(crate::bench_http::request("GET", addr, "/api/v1/health", &[], b"")));
+        saturated("HTTP baseline (health)", clients, secs.min(3), move |_| {
+            let (client, req) = (client.clone(), req.clone());
+            async move { client.send(&req, |_| true).await }
+        })
+        .await?
     };
     let w = saturated(&format!("writes, saturated ({clients} clients)"), clients, secs, write.clone()).await?;
     let w_paced = {
@@ -217,18 +215,16 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     };
     let uids: Vec<(String,)> = sqlx::query_as("SELECT uid FROM vault_records ORDER BY id LIMIT 10000").fetch_all(&app.db.pool).await?;
     anyhow::ensure!(!uids.is_empty(), "no records written");
-    let urls = uids
-        .iter()
-        .map(|u| reqwest::Url::parse(&format!("{base}/api/v1/vault/CARD/records/{}/reveal", u.0)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let urls = Arc::new(urls);
     // Reads: reveal one sealed field.
     const REVEAL: &str = r#"{"field":"phone","purpose":"照合"}"#;
+    let reveals: Arc<Vec<Vec<u8>>> = Arc::new(
+        uids.iter().map(|u| crate::bench_http::request("POST", addr, &format!("/api/v1/vault/CARD/records/{}/reveal", u.0), &common, REVEAL.as_bytes())).collect(),
+    );
     let read = {
-        let (http, urls) = (http.clone(), urls.clone());
+        let client = client.clone();
         move |i: usize| {
-            let req = http.post(urls[i % urls.len()].clone()).header(reqwest::header::AUTHORIZATION, auth.clone()).header("x-mamori-terminal", term.clone());
-            send(req.header(reqwest::header::CONTENT_TYPE, "application/json").body(REVEAL), |b| b.windows(13).any(|w| w == b"090-1234-5678"))
+            let (client, reveals) = (client.clone(), reveals.clone());
+            async move { client.send(&reveals[i % reveals.len()], |b| b.windows(13).any(|w| w == b"090-1234-5678")).await }
         }
     };
     let r = saturated(&format!("reads, saturated ({clients} clients)"), clients, secs, read.clone()).await?;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_doors;
+mod bench_http;
 mod bench_vault;
 mod config;
 
