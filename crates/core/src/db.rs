@@ -103,6 +103,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_cache_epoch.sql"),
         postgres: include_str!("../migrations/postgres/0011_cache_epoch.sql"),
     },
+    Migration {
+        version: 12,
+        name: "ledger_rowid",
+        sqlite: include_str!("../migrations/sqlite/0012_ledger_rowid.sql"),
+        postgres: include_str!("../migrations/postgres/0012_ledger_rowid.sql"),
+    },
 ];
 
 #[derive(Clone, Debug)]
@@ -310,10 +316,15 @@ impl Db {
     }
 
     async fn migrate(&self) -> Result<()> {
+        self.migrate_to(i64::MAX).await
+    }
+
+    /// Applies the pending migrations up to version `last`.
+    async fn migrate_to(&self, last: i64) -> Result<()> {
         self.pool
             .execute("CREATE TABLE IF NOT EXISTS mamori_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)")
             .await?;
-        for m in MIGRATIONS {
+        for m in MIGRATIONS.iter().filter(|m| m.version <= last) {
             let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM mamori_migrations WHERE version = $1")
                 .bind(m.version)
                 .fetch_optional(&self.pool)
@@ -376,5 +387,45 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 12 moves the ledger's entries out of a WITHOUT ROWID table: every entry of a
+    /// store made before it is still there, byte for byte, and appends go on after it.
+    #[tokio::test]
+    async fn ledger_entries_survive_the_move_to_a_rowid_table() -> Result<()> {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().map_err(|e| CoreError::Internal(e.to_string()))?;
+        let url = sqlite_url(dir.path());
+        let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await?;
+        let db = Db { pool, backend: Backend::Sqlite, url, hot: None, gate: Arc::new(tokio::sync::Mutex::new(())) };
+        db.migrate_to(11).await?;
+        let rows: [(i64, i64, Vec<u8>, i64); 3] = [(1, 0, vec![1, 2, 3], 10), (2, 0, vec![4, 5], 11), (1, 1, vec![6], 12)];
+        for (log, idx, entry, ts) in &rows {
+            sqlx::query("INSERT INTO ledger_entries (log_id, idx, entry, leaf_hash, ts, action, actor, object) VALUES ($1, $2, $3, $4, $5, 'a', 'b', 'c')")
+                .bind(log)
+                .bind(idx)
+                .bind(entry.clone())
+                .bind(vec![*ts as u8; 32])
+                .bind(ts)
+                .execute(&db.pool)
+                .await?;
+        }
+        db.migrate().await?;
+        let (sql,): (String,) = sqlx::query_as("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'ledger_entries'").fetch_one(&db.pool).await?;
+        assert!(!sql.to_uppercase().contains("WITHOUT ROWID"), "{sql}");
+        let got: Vec<(i64, i64, Vec<u8>, i64)> =
+            sqlx::query_as("SELECT log_id, idx, entry, ts FROM ledger_entries ORDER BY ts").fetch_all(&db.pool).await?;
+        assert_eq!(got, rows.to_vec());
+        // The key still holds: an index taken twice is refused.
+        let again = sqlx::query("INSERT INTO ledger_entries (log_id, idx, entry, leaf_hash, ts, action, actor) VALUES (1, 1, x'00', x'00', 13, 'a', 'b')").execute(&db.pool).await;
+        assert!(again.is_err(), "a duplicate (log_id, idx) must be refused");
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'ledger_entries_ts'").fetch_one(&db.pool).await?;
+        assert_eq!(n, 1);
+        Ok(())
     }
 }

@@ -12,6 +12,7 @@
 //! A closed loop's latency is only its client count over its rate (Little's law): it says how
 //! many clients were queued, not how fast a request is served at a given load.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,15 +33,40 @@ struct Stats {
     fails: usize,
 }
 
-fn summarise(what: &str, mut lat: Vec<f64>, secs: f64, fails: usize) -> Stats {
+/// CPU time this process's threads have run, by thread name, in ns (Linux; empty elsewhere).
+fn cpu_ns() -> BTreeMap<String, u64> {
+    let mut by = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return by };
+    for t in tasks.flatten() {
+        let (Ok(stat), Ok(name)) = (std::fs::read_to_string(t.path().join("schedstat")), std::fs::read_to_string(t.path().join("comm"))) else { continue };
+        if let Some(ns) = stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()) {
+            *by.entry(name.trim().to_owned()).or_default() += ns;
+        }
+    }
+    by
+}
+
+/// CPU µs per request between two [`cpu_ns`] readings: all threads, and the ledger's writer
+/// and checkpointer. (Threads that ended between them are not counted.)
+fn cpu_per_request(before: &BTreeMap<String, u64>, n: usize) -> String {
+    let after = cpu_ns();
+    let used = |pick: &dyn Fn(&str) -> bool| -> f64 {
+        let ns: u64 = after.iter().filter(|(k, _)| pick(k)).map(|(k, v)| v.saturating_sub(before.get(k).copied().unwrap_or(0))).sum();
+        ns as f64 / 1000.0 / n.max(1) as f64
+    };
+    format!("CPU µs/request {:.1} (ledger writer {:.1}, checkpointer {:.1})", used(&|_| true), used(&|k| k == "ledger-writer"), used(&|k| k == "ledger-checkpoi"))
+}
+
+fn summarise(what: &str, mut lat: Vec<f64>, secs: f64, fails: usize, cpu: &BTreeMap<String, u64>) -> Stats {
     let rate = lat.len() as f64 / secs;
     let p99 = percentile(&mut lat, 0.99);
     eprintln!(
-        "{what}: {rate:.0}/s ({fails} failed), latency ms p50 {:.2}, p90 {:.2}, p99 {p99:.2}, p99.9 {:.2}, max {:.2}",
+        "{what}: {rate:.0}/s ({fails} failed), latency ms p50 {:.2}, p90 {:.2}, p99 {p99:.2}, p99.9 {:.2}, max {:.2}; {}",
         percentile(&mut lat, 0.5),
         percentile(&mut lat, 0.9),
         percentile(&mut lat, 0.999),
-        percentile(&mut lat, 1.0)
+        percentile(&mut lat, 1.0),
+        cpu_per_request(cpu, lat.len() + fails)
     );
     Stats { rate, p99, fails }
 }
@@ -53,7 +79,7 @@ where
     Fut: Future<Output = bool> + Send,
 {
     let make = Arc::new(make);
-    let start = Instant::now();
+    let (cpu, start) = (cpu_ns(), Instant::now());
     let until = start + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -81,52 +107,64 @@ where
         all.extend(l);
         fails += f;
     }
-    Ok(summarise(what, all, start.elapsed().as_secs_f64(), fails))
+    Ok(summarise(what, all, start.elapsed().as_secs_f64(), fails, &cpu))
 }
 
 /// Paced: sends `make(i)` at `rate` per second for `secs` on a fixed schedule, each latency
 /// counted from when its request was due. The schedule is kept by a thread of its own that
-/// sleeps in steps of [`PACE_STEP`] (the runtime's timers tick by the millisecond, too coarse).
-/// As `wrk2` does, over a fixed number of connections (`clients`): a request due while every
-/// connection is busy waits for one, and that wait is part of its latency.
+/// sleeps in steps of [`PACE_STEP`] (the runtime's timers tick by the millisecond, too coarse)
+/// and queues each request as it falls due. As `wrk2` does, over a fixed number of connections:
+/// `clients` senders take the queued requests in turn, so a request due while every sender is
+/// busy waits in the queue, and that wait is part of its latency.
 async fn paced<F, Fut>(what: &str, clients: usize, rate: f64, secs: u64, make: F) -> anyhow::Result<Stats>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
     let total = (rate * secs as f64) as usize;
-    let slots = Arc::new(tokio::sync::Semaphore::new(clients));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<f64>>();
-    let rt = tokio::runtime::Handle::current();
-    let start = Instant::now();
-    let pacer = std::thread::spawn(move || -> anyhow::Result<()> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let make = Arc::new(make);
+    let (cpu, start) = (cpu_ns(), Instant::now());
+    let mut senders = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (rx, make) = (rx.clone(), make.clone());
+        senders.push(tokio::spawn(async move {
+            let (mut lat, mut fails) = (Vec::with_capacity(total / clients + 1), 0usize);
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some((i, at)) = next else { break };
+                if make(i).await {
+                    lat.push(at.elapsed().as_secs_f64() * 1000.0);
+                } else {
+                    fails += 1;
+                }
+            }
+            (lat, fails)
+        }));
+    }
+    let pacer = std::thread::spawn(move || {
         let mut sent = 0usize;
         while sent < total {
             let due = ((start.elapsed().as_secs_f64() * rate) as usize + 1).min(total);
             while sent < due {
                 let at = start + Duration::from_secs_f64(sent as f64 / rate);
-                let slot = rt.block_on(slots.clone().acquire_owned())?;
-                let (tx, fut) = (tx.clone(), make(sent));
-                rt.spawn(async move {
-                    let ok = fut.await;
-                    let _ = tx.send(ok.then(|| at.elapsed().as_secs_f64() * 1000.0));
-                    drop(slot);
-                });
+                if tx.send((sent, at)).is_err() {
+                    return;
+                }
                 sent += 1;
             }
             std::thread::sleep(PACE_STEP);
         }
-        Ok(())
     });
     let (mut lat, mut fails) = (Vec::with_capacity(total), 0);
-    while let Some(r) = rx.recv().await {
-        match r {
-            Some(l) => lat.push(l),
-            None => fails += 1,
-        }
+    for s in senders {
+        let (l, f) = s.await?;
+        lat.extend(l);
+        fails += f;
     }
-    pacer.join().map_err(|_| anyhow::anyhow!("pacer panicked"))??;
-    Ok(summarise(what, lat, start.elapsed().as_secs_f64(), fails))
+    pacer.join().map_err(|_| anyhow::anyhow!("pacer panicked"))?;
+    Ok(summarise(what, lat, start.elapsed().as_secs_f64(), fails, &cpu))
 }
 
 pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -> anyhow::Result<()> {

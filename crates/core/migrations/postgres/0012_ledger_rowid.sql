@@ -1,0 +1,3 @@
+-- Nothing to do on PostgreSQL: its tables are heaps already, appended to at the end; the
+-- (log_id, idx) key is an index beside them. (On SQLite this migration moves the ledger
+-- entries out of a WITHOUT ROWID table; see sqlite/0012_ledger_rowid.sql.)
