@@ -32,16 +32,19 @@ struct Conn {
 }
 
 impl Conn {
+    /// Reads what has arrived onto the end of the buffer.
+    async fn more(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.stream.read_buf(&mut self.buf).await? > 0, "connection closed");
+        Ok(())
+    }
+
     /// Sends `req` and reads the answer: its status and body (the buffer holds it until the
     /// next request).
     async fn exchange(&mut self, req: &[u8]) -> anyhow::Result<(u16, &[u8])> {
         self.stream.write_all(req).await?;
         self.buf.clear();
         let (status, head, len) = loop {
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await?;
-            anyhow::ensure!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.more().await?;
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut resp = httparse::Response::new(&mut headers);
             if let httparse::Status::Complete(head) = resp.parse(&self.buf)? {
@@ -56,10 +59,7 @@ impl Conn {
             anyhow::ensure!(self.buf.len() <= MAX_HEAD, "header block too long");
         };
         while self.buf.len() < head + len {
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await?;
-            anyhow::ensure!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.more().await?;
         }
         anyhow::ensure!(self.buf.len() == head + len, "more bytes than the answer");
         Ok((status, &self.buf[head..head + len]))

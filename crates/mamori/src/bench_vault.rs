@@ -177,8 +177,8 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     let admin = app.create_token(None, "admin", "bench").await.map_err(e)?;
     let op = app.create_token(None, "op", "bench").await.map_err(e)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let listener_addr = listener.local_addr()?;
-    let base = format!("http://{listener_addr}");
+    let addr = listener.local_addr()?;
+    let base = format!("http://{addr}");
     let state = mamori_server::AppState::new(app.clone(), false);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -187,7 +187,7 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
         })
         .await;
     });
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    let http = reqwest::Client::builder().build()?;
     let post = |path: &str, token: &str, body: serde_json::Value| {
         let (http, url, token) = (http.clone(), format!("{base}{path}"), token.to_owned());
         async move { http.post(url).bearer_auth(token).json(&body).send().await }
@@ -222,16 +222,17 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     let cp = tokio::spawn(app.ledger.clone().run_checkpointer(Duration::from_secs(1), cp_rx));
     // Per request the client does only what a client must (`bench_http`): each request's bytes
     // are made before it is due; each answer is read whole, and a reveal must return the value.
-    let addr = listener_addr;
     let client = crate::bench_http::Client::new(addr);
     let auth = format!("Bearer {op}");
-    let common = [("Authorization", auth.as_str()), ("x-mamori-terminal", terminal.as_str()), ("Content-Type", "application/json")];
+    // The headers of every vault request: the operator's token and the terminal's key.
+    fn headers<'a>(auth: &'a str, terminal: &'a str) -> [(&'static str, &'a str); 3] {
+        [("Authorization", auth), ("x-mamori-terminal", terminal), ("Content-Type", "application/json")]
+    }
     let write = {
-        let (client, common) = (client.clone(), common.map(|(k, v)| (k, v.to_owned())));
+        let (client, auth, terminal) = (client.clone(), auth.clone(), terminal.clone());
         move |i: usize| {
             let body = format!(r#"{{"values":{{"app_no":"A{i:08}","name":"顧客 太郎","phone":"090-1234-5678","card":"4111 1111 1111 1234"}}}}"#);
-            let headers: Vec<(&str, &str)> = common.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let req = crate::bench_http::request("POST", addr, "/api/v1/vault/CARD/records", &headers, body.as_bytes());
+            let req = crate::bench_http::request("POST", addr, "/api/v1/vault/CARD/records", &headers(&auth, &terminal), body.as_bytes());
             let client = client.clone();
             async move { client.send(&req, |b| b.starts_with(b"{")).await }
         }
@@ -256,7 +257,7 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     // Reads: reveal one sealed field.
     const REVEAL: &str = r#"{"field":"phone","purpose":"照合"}"#;
     let reveals: Arc<Vec<Vec<u8>>> = Arc::new(
-        uids.iter().map(|u| crate::bench_http::request("POST", addr, &format!("/api/v1/vault/CARD/records/{}/reveal", u.0), &common, REVEAL.as_bytes())).collect(),
+        uids.iter().map(|u| crate::bench_http::request("POST", addr, &format!("/api/v1/vault/CARD/records/{}/reveal", u.0), &headers(&auth, &terminal), REVEAL.as_bytes())).collect(),
     );
     let read = {
         let client = client.clone();
