@@ -70,20 +70,24 @@ pub(super) fn spawn(path: &str, gate: Arc<tokio::sync::Mutex<()>>, rx: mpsc::Rec
         .map_err(|e| CoreError::Internal(format!("checkpointer thread: {e}")))?;
     std::thread::Builder::new()
         .name("ledger-writer".into())
-        .spawn(move || run(Writer { conn, gate, fresh }, disk, rx, restart, alive))
+        .spawn(move || run(Writer { conn, gate, fresh, disk }, rx, restart, alive))
         .map_err(|e| CoreError::Internal(format!("ledger writer thread: {e}")))?;
     Ok(())
 }
 
-/// The store's one turn at the disk: a commit and a checkpoint never run at once. Both end in
-/// an fsync, and the disk serves them one after the other anyway: a commit's small WAL fsync
-/// that overlapped a checkpoint waited for the checkpoint's megabytes to be written first
-/// (commits of 3-8 ms, and 20-200 ms when the host's disk was slow, each time with a
-/// checkpoint under way, seen with a probe in `mamori bench vault`). Taken in turn, a
-/// checkpoint runs while the writer gathers its next batch. In A/B runs, paced writes
-/// (5,000/s) had a p99 of 18-27 ms without turns and 6-9 ms in most runs with them (the
-/// outliers of both were the host's disk). The writer hands the turn on fairly, so that a
-/// writer that always has a batch ready cannot keep the checkpointer out.
+/// The store's one turn at the disk: a batch's transaction (whose `COMMIT` writes its WAL
+/// frames and fsyncs them) and a checkpoint never run at once. Both end in an fsync, and the
+/// disk serves them one after the other anyway: a commit's small WAL fsync that overlapped a
+/// checkpoint waited for the checkpoint's megabytes to be written first (commits of 3-8 ms,
+/// and 20-200 ms when the host's disk was slow, each time with a checkpoint under way, seen
+/// with a probe in `mamori bench vault`). Taken in turn, a checkpoint runs while the writer
+/// gathers its next batch or waits for a pool transaction, and a transaction that begins
+/// after a checkpoint copied everything restarts the WAL. (With turns for the `COMMIT` alone,
+/// the writer's snapshots saw frames not yet copied, and the WAL grew to 35 MB instead of
+/// staying at 3-5 MB.) In A/B runs, paced writes (5,000/s) had a p99 of 18-27 ms without
+/// turns and 6-9 ms in most runs with them (the outliers of both were the host's disk). The
+/// writer hands the turn on fairly, so that a writer that always has a batch ready cannot
+/// keep the checkpointer out.
 type Disk = Arc<parking_lot::Mutex<()>>;
 
 /// A passive checkpoint (it waits for no reader or writer): the frames then in the WAL, and
@@ -127,9 +131,10 @@ struct Writer {
     conn: Connection,
     gate: Arc<tokio::sync::Mutex<()>>,
     fresh: Arc<Fresh>,
+    disk: Disk,
 }
 
-fn run(mut w: Writer, disk: Disk, mut rx: mpsc::Receiver<Pending>, restart: Arc<AtomicBool>, _alive: std::sync::mpsc::Sender<()>) {
+fn run(mut w: Writer, mut rx: mpsc::Receiver<Pending>, restart: Arc<AtomicBool>, _alive: std::sync::mpsc::Sender<()>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     // When the last batch closed and whether it held more than one append: only a batch that
     // follows a shared one closely waits to grow (one client appending in turn never waits).
@@ -144,7 +149,6 @@ fn run(mut w: Writer, disk: Disk, mut rx: mpsc::Receiver<Pending>, restart: Arc<
             super::fill(&mut batch, &mut rx);
         }
         (last, shared) = (std::time::Instant::now(), batch.len() > 1);
-        let turn = disk.lock();
         if let Err(e) = commit(&mut w, &mut batch) {
             for mut one in after_failure(&mut batch, &e) {
                 if let Err(e) = commit(&mut w, &mut one) {
@@ -155,11 +159,11 @@ fn run(mut w: Writer, disk: Disk, mut rx: mpsc::Receiver<Pending>, restart: Arc<
         // A long WAL that the checkpointer has nearly copied: the writer copies the rest,
         // between two batches and after answering, so that its next commit restarts the WAL.
         if restart.swap(false, Ordering::Relaxed) {
+            let _turn = w.disk.lock();
             if let Err(e) = checkpoint(&w.conn) {
                 tracing::warn!(error = %e, "WAL checkpoint failed");
             }
         }
-        parking_lot::MutexGuard::unlock_fair(turn);
     }
 }
 
@@ -167,6 +171,9 @@ fn run(mut w: Writer, disk: Disk, mut rx: mpsc::Receiver<Pending>, restart: Arc<
 /// committed rolls back when dropped.
 fn commit(w: &mut Writer, batch: &mut Vec<Pending>) -> Result<()> {
     let turn = w.gate.blocking_lock();
+    // The transaction, from its snapshot to its fsync, in its turn at the disk (see [`Disk`]):
+    // begun after a checkpoint that copied everything, it restarts the WAL.
+    let disk = w.disk.lock();
     let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     drop(turn);
     let mut refusals: Vec<Option<CoreError>> = Vec::with_capacity(batch.len());
@@ -183,6 +190,7 @@ fn commit(w: &mut Writer, batch: &mut Vec<Pending>) -> Result<()> {
     let idx = indexes(&reserved, events.len());
     drop(events);
     tx.commit()?;
+    parking_lot::MutexGuard::unlock_fair(disk);
     w.fresh.committed(&rows);
     answer(batch, refusals, order, idx);
     Ok(())
