@@ -85,9 +85,10 @@ pub(super) fn spawn(path: &str, gate: Arc<tokio::sync::Mutex<()>>, rx: mpsc::Rec
 /// after a checkpoint copied everything restarts the WAL. (With turns for the `COMMIT` alone,
 /// the writer's snapshots saw frames not yet copied, and the WAL grew to 35 MB instead of
 /// staying at 3-5 MB.) In A/B runs, paced writes (5,000/s) had a p99 of 18-27 ms without
-/// turns and 6-9 ms in most runs with them (the outliers of both were the host's disk). The
-/// writer hands the turn on fairly, so that a writer that always has a batch ready cannot
-/// keep the checkpointer out.
+/// turns and 5-9 ms with them, in the runs that the host's disk did not stall (both had
+/// outliers of 20-460 ms when it did). The price: saturated writes 20-30% fewer (a commit
+/// waits out a checkpoint under way). The writer hands the turn on fairly, so that a writer
+/// that always has a batch ready cannot keep the checkpointer out.
 type Disk = Arc<parking_lot::Mutex<()>>;
 
 /// A passive checkpoint (it waits for no reader or writer): the frames then in the WAL, and
