@@ -4,7 +4,6 @@
 //! sqlx's worker thread and back per statement. The same plan (`reserve_all`, `lay_out`,
 //! `accepted`, `refusal`, `answer`) as the sqlx writer, over the same SQL.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,12 +21,6 @@ use crate::error::{CoreError, Result};
 /// 100 ms, each copy was ~1,100 pages (4.5 MB) under 10,000 reveals/s, and its fsync held
 /// the disk for 3-8 ms (measured with a probe in `mamori bench vault`).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
-/// WAL frames past which the WAL is made to restart from its beginning (instead of growing
-/// without end under a writer that never pauses): the checkpointer catches up to within a few
-/// frames, then the writer copies those between two batches, so that its next commit restarts it.
-const RESTART_AT: i64 = 8000;
-/// Frames left for the writer to copy at most (each a page: about a millisecond for 100).
-const LEAVE_TO_WRITER: i64 = 100;
 
 /// How long after a batch of several appends closed the next waits to grow (unless it holds
 /// [`BATCH_FILL`] appends). Committing as soon as anything waits made ~2,000 commits a second
@@ -60,17 +53,16 @@ pub(super) fn spawn(path: &str, gate: Arc<tokio::sync::Mutex<()>>, rx: mpsc::Rec
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.set_prepared_statement_cache_capacity(64);
     let checkpointer = open()?;
-    let restart = Arc::new(AtomicBool::new(false));
     let disk: Disk = Arc::new(parking_lot::Mutex::new(()));
     let (alive, stopped) = std::sync::mpsc::channel::<()>();
-    let (f, d) = (restart.clone(), disk.clone());
+    let turns = disk.clone();
     std::thread::Builder::new()
         .name("ledger-checkpoint".into())
-        .spawn(move || checkpoints(checkpointer, stopped, f, d))
+        .spawn(move || checkpoints(checkpointer, stopped, turns))
         .map_err(|e| CoreError::Internal(format!("checkpointer thread: {e}")))?;
     std::thread::Builder::new()
         .name("ledger-writer".into())
-        .spawn(move || run(Writer { conn, gate, fresh, disk }, rx, restart, alive))
+        .spawn(move || run(Writer { conn, gate, fresh, disk }, rx, alive))
         .map_err(|e| CoreError::Internal(format!("ledger writer thread: {e}")))?;
     Ok(())
 }
@@ -81,46 +73,34 @@ pub(super) fn spawn(path: &str, gate: Arc<tokio::sync::Mutex<()>>, rx: mpsc::Rec
 /// checkpoint waited for the checkpoint's megabytes to be written first (commits of 3-8 ms,
 /// and 20-200 ms when the host's disk was slow, each time with a checkpoint under way, seen
 /// with a probe in `mamori bench vault`). Taken in turn, a checkpoint runs while the writer
-/// gathers its next batch or waits for a pool transaction, and a transaction that begins
-/// after a checkpoint copied everything restarts the WAL. (With turns for the `COMMIT` alone,
-/// the writer's snapshots saw frames not yet copied, and the WAL grew to 35 MB instead of
-/// staying at 3-5 MB.) In A/B runs, paced writes (5,000/s) had a p99 of 18-27 ms without
-/// turns and 5-9 ms with them, in the runs that the host's disk did not stall (both had
-/// outliers of 20-460 ms when it did). The price: saturated writes 20-30% fewer (a commit
-/// waits out a checkpoint under way). The writer hands the turn on fairly, so that a writer
-/// that always has a batch ready cannot keep the checkpointer out.
+/// gathers its next batch or waits for a pool transaction. No commit runs meanwhile, so a
+/// checkpoint copies every frame that no reader still needs, and the writer's next
+/// transaction, begun after it, restarts the WAL from its beginning: the WAL stays at a few
+/// MB without a restart of its own. (With turns for the `COMMIT` alone, the writer's
+/// snapshots saw frames not yet copied, and the WAL grew to 35 MB.) In A/B runs, paced writes
+/// (5,000/s) had a p99 of 18-27 ms without turns and 5-9 ms with them, in the runs that the
+/// host's disk did not stall (both had outliers of 20-460 ms when it did). The price:
+/// saturated writes 20-30% fewer (a commit waits out a checkpoint under way). The writer
+/// hands the turn on fairly, so that a writer that always has a batch ready cannot keep the
+/// checkpointer out.
 type Disk = Arc<parking_lot::Mutex<()>>;
 
-/// A passive checkpoint (it waits for no reader or writer): the frames then in the WAL, and
-/// how many of them are not yet copied.
-fn checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get::<_, i64>(1)? - r.get::<_, i64>(2)?)))
+/// A passive checkpoint (it waits for no reader or writer).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
 }
 
-/// The checkpointer: copies the WAL into the database file concurrently with the writer, every
-/// [`CHECKPOINT_EVERY`], until the writer ends (`stopped` disconnects), and once more then. A
-/// long WAL it copies again at once, each time the little written meanwhile, and then asks the
-/// writer (`restart`) for the last frames.
-fn checkpoints(conn: Connection, stopped: std::sync::mpsc::Receiver<()>, restart: Arc<AtomicBool>, disk: Disk) {
+/// The checkpointer: copies the WAL into the database file every [`CHECKPOINT_EVERY`], in its
+/// turn at the disk, until the writer ends (`stopped` disconnects), and once more then.
+fn checkpoints(conn: Connection, stopped: std::sync::mpsc::Receiver<()>, disk: Disk) {
     loop {
         let last = !matches!(stopped.recv_timeout(CHECKPOINT_EVERY), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
-        for _ in 0..4 {
-            let copied = {
-                let _turn = disk.lock();
-                checkpoint(&conn)
-            };
-            match copied {
-                Ok((frames, _)) if frames <= RESTART_AT => break,
-                Ok((_, left)) if left <= LEAVE_TO_WRITER => {
-                    restart.store(true, Ordering::Relaxed);
-                    break;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                    break;
-                }
-            }
+        let copied = {
+            let _turn = disk.lock();
+            checkpoint(&conn)
+        };
+        if let Err(e) = copied {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
         }
         if last {
             return;
@@ -135,7 +115,7 @@ struct Writer {
     disk: Disk,
 }
 
-fn run(mut w: Writer, mut rx: mpsc::Receiver<Pending>, restart: Arc<AtomicBool>, _alive: std::sync::mpsc::Sender<()>) {
+fn run(mut w: Writer, mut rx: mpsc::Receiver<Pending>, _alive: std::sync::mpsc::Sender<()>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     // When the last batch closed and whether it held more than one append: only a batch that
     // follows a shared one closely waits to grow (one client appending in turn never waits).
@@ -155,14 +135,6 @@ fn run(mut w: Writer, mut rx: mpsc::Receiver<Pending>, restart: Arc<AtomicBool>,
                 if let Err(e) = commit(&mut w, &mut one) {
                     fail_all(&mut one, &e);
                 }
-            }
-        }
-        // A long WAL that the checkpointer has nearly copied: the writer copies the rest,
-        // between two batches and after answering, so that its next commit restarts the WAL.
-        if restart.swap(false, Ordering::Relaxed) {
-            let _turn = w.disk.lock();
-            if let Err(e) = checkpoint(&w.conn) {
-                tracing::warn!(error = %e, "WAL checkpoint failed");
             }
         }
     }
