@@ -422,3 +422,61 @@ async fn group_commit_isolates_each_change(app: TestApp) {
     let rep = ledger.verify_all(|_, _| {}).await.unwrap();
     assert!(rep.ok, "{:?}", rep.error);
 }
+
+both_backends! {
+    checkpoints_are_signed_once_through_the_group_commit => checkpoints_are_signed_once_through_the_group_commit;
+}
+
+/// Checkpoint signing (AUDIT-1) goes through the group-commit writer: callers racing each other
+/// store each log's checkpoint at a size once, record each client checkpoint by exactly one
+/// `ledger.checkpoint` event in the centre log, and the centre's checkpoint covers those events.
+async fn checkpoints_are_signed_once_through_the_group_commit(app: TestApp) {
+    use mamori_ledger::Event;
+    let sys = || mamori_core::auth::system_actor("door-agent");
+    let ledger = &app.app.ledger;
+    for code in ["CP1", "CP2"] {
+        assert!(app.post("/api/v1/clients", &json!({"code": code, "name": code})).await.status().is_success());
+    }
+    for round in 0..3 {
+        for code in ["CP1", "CP2"] {
+            for i in 0..4 {
+                ledger.append(Event::new(app.app.clock.now(), sys(), "door.entry").detail("i", i).client(code)).await.unwrap();
+            }
+        }
+        let (a, b, c) = tokio::join!(ledger.checkpoint_all(), ledger.checkpoint_all(), ledger.checkpoint_all());
+        let signed = a.unwrap() + b.unwrap() + c.unwrap();
+        // Both client logs and the centre log grew: three checkpoints, whoever signed them.
+        assert!(signed >= 3, "round {round}: {signed} signed");
+    }
+    let per_size: Vec<(i64, i64, i64)> =
+        sqlx::query_as("SELECT log_id, size, COUNT(*) FROM ledger_checkpoints GROUP BY log_id, size HAVING COUNT(*) > 1")
+            .fetch_all(&app.app.db.pool)
+            .await
+            .unwrap();
+    assert!(per_size.is_empty(), "{per_size:?}");
+    let mut client_cps: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT l.origin, c.size FROM ledger_checkpoints c JOIN ledger_logs l ON l.id = c.log_id WHERE c.log_id <> 1",
+    )
+    .fetch_all(&app.app.db.pool)
+    .await
+    .unwrap();
+    let f = mamori_core::ledger::SearchFilter { action: Some("ledger.checkpoint".into()), limit: Some(1000), ..Default::default() };
+    let events = ledger.search(&f).await.unwrap();
+    let mut recorded: Vec<(String, i64)> = events
+        .iter()
+        .map(|e| {
+            let log = e.event.object.as_ref().map(|o| o.id.clone()).unwrap_or_default();
+            (log, e.event.detail.get("size").and_then(|v| v.parse().ok()).unwrap_or(-1))
+        })
+        .collect();
+    client_cps.sort();
+    recorded.sort();
+    assert_eq!(client_cps.len(), 6, "three rounds of two client logs");
+    assert_eq!(recorded, client_cps, "one event per client checkpoint");
+    // The centre's latest checkpoint covers the last client checkpoint's event.
+    let (centre, _) = ledger.latest_checkpoint(1).await.unwrap().unwrap();
+    let last_event = events.iter().map(|e| e.index).max().unwrap();
+    assert!(centre > last_event, "centre checkpoint at {centre}, last checkpoint event at {last_event}");
+    let rep = ledger.verify_all(|_, _| {}).await.unwrap();
+    assert!(rep.ok, "{:?}", rep.error);
+}
