@@ -133,6 +133,14 @@ struct Entry {
     hash: [u8; 32],
 }
 
+impl Entry {
+    fn new(event: Event) -> Self {
+        let bytes = event.encode();
+        let hash = leaf_hash(&bytes);
+        Self { event, bytes, hash }
+    }
+}
+
 pub struct LedgerService {
     db: Db,
     signer: NoteSigner,
@@ -436,9 +444,7 @@ impl LedgerService {
     }
 
     async fn submit(&self, ev: Event, step: Option<Box<dyn BatchStep>>) -> Result<u64> {
-        let bytes = ev.encode();
-        let hash = leaf_hash(&bytes);
-        self.enqueue(Some(Entry { event: ev, bytes, hash }), step).await
+        self.enqueue(Some(Entry::new(ev)), step).await
     }
 
     async fn enqueue(&self, entry: Option<Entry>, step: Option<Box<dyn BatchStep>>) -> Result<u64> {
@@ -464,7 +470,8 @@ impl LedgerService {
         Ok(sqlx::query_as("SELECT id, origin, size FROM ledger_logs ORDER BY id").fetch_all(&self.db.pool).await?)
     }
 
-    /// Brings the cached tree of `log` up to `size` leaves from the store.
+    /// Brings the cached tree of `log` up to `size` leaves: those the writer committed from
+    /// memory (hashed on a blocking thread), the rest from the store.
     async fn tree_at<'a>(
         &self,
         trees: &'a mut HashMap<i64, Tree>,
@@ -477,9 +484,18 @@ impl LedgerService {
             // transaction's entries, or after a restart) from the store.
             let (known, next) = self.fresh.take(log, tree.size() as i64, size as i64);
             if !known.is_empty() {
-                for h in known {
-                    tree.push(h);
-                }
+                // On a blocking thread: a second's worth of reveals is some milliseconds of
+                // SHA-256, which on a runtime worker would hold back every request queued
+                // behind it. (Should it fail, the tree starts again from the store.)
+                let mut grown = std::mem::take(tree);
+                *tree = tokio::task::spawn_blocking(move || {
+                    for h in known {
+                        grown.push(h);
+                    }
+                    grown
+                })
+                .await
+                .map_err(|e| CoreError::Internal(format!("tree hashing: {e}")))?;
                 continue;
             }
             let until = next.map_or(size as i64, |n| n.min(size as i64));
@@ -527,7 +543,10 @@ impl LedgerService {
             if size == 0 || size <= last {
                 continue;
             }
-            let root = self.root(id, size as u64).await?;
+            let root = {
+                let mut trees = self.trees.lock().await;
+                self.tree_at(&mut trees, id, size as u64).await?.root(size as u64).map_err(|e| CoreError::Ledger(e.to_string()))?
+            };
             let cp = Checkpoint { origin: origin_of(&self.centre, &name), size: size as u64, root };
             let note = self.signer.sign_checkpoint(&cp);
             let now = self.clock.now();
@@ -538,9 +557,7 @@ impl LedgerService {
                     .detail("size", size)
                     .detail("root", hex::encode(root))
                     .detail("note", &note);
-                let bytes = ev.encode();
-                let hash = leaf_hash(&bytes);
-                Entry { event: ev, bytes, hash }
+                Entry::new(ev)
             });
             match self.enqueue(entry, Some(step)).await {
                 Ok(_) => signed += 1,
@@ -550,27 +567,6 @@ impl LedgerService {
             }
         }
         Ok(signed)
-    }
-
-    /// The root of `log` at `size` leaves. The new leaves are hashed into the cached tree on a
-    /// blocking thread (a second's worth of reveals is some milliseconds of SHA-256, which on a
-    /// runtime worker would hold back every request queued behind it).
-    async fn root(&self, log: i64, size: u64) -> Result<[u8; 32]> {
-        let mut trees = self.trees.lock().await;
-        let (known, _) = self.fresh.take(log, trees.get(&log).map_or(0, |t| t.size() as i64), size as i64);
-        if !known.is_empty() {
-            let mut tree = trees.remove(&log).unwrap_or_default();
-            let tree = tokio::task::spawn_blocking(move || {
-                for h in known {
-                    tree.push(h);
-                }
-                tree
-            })
-            .await
-            .map_err(|e| CoreError::Internal(format!("tree hashing: {e}")))?;
-            trees.insert(log, tree);
-        }
-        self.tree_at(&mut trees, log, size).await?.root(size).map_err(|e| CoreError::Ledger(e.to_string()))
     }
 
     /// The latest signed checkpoint of a log: (size, note).
