@@ -189,6 +189,9 @@ impl TaskPage<'_> {
     fn result(&self, item: &cycle::TaskItem) -> String {
         self.form.get(&format!("r{}", item.pos)).cloned().or_else(|| item.result.clone()).unwrap_or_default()
     }
+    fn result_is(&self, item: &cycle::TaskItem, val: &str) -> bool {
+        self.result(item) == val
+    }
     fn comment(&self, item: &cycle::TaskItem) -> String {
         self.form.get(&format!("c{}", item.pos)).cloned().unwrap_or_else(|| item.comment.clone())
     }

@@ -23,7 +23,8 @@ fn find_bin(names: &[&str]) -> Option<String> {
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium. None (skip) if they are not installed,
-    /// except under CI=true, where it panics.
+    /// except under CI=true, where it panics. Installed but failing to start a session is a
+    /// failure, never a skip (the driver is stopped first).
     pub async fn start() -> Option<Self> {
         let driver_bin = find_bin(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
         let chrome_bin = find_bin(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
@@ -38,7 +39,7 @@ impl Browser {
             let l = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
             l.local_addr().ok()?.port()
         };
-        let driver = Command::new(driver_bin)
+        let mut driver = Command::new(driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -52,7 +53,13 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let profile = tempfile::tempdir().ok()?;
+        let profile = match tempfile::tempdir() {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = (driver.kill(), driver.wait());
+                panic!("no profile directory for Chromium: {e}");
+            }
+        };
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -62,8 +69,14 @@ impl Browser {
                          "--window-size=1280,900", format!("--user-data-dir={}", profile.path().display())]
             }
         }}});
-        let r: Value = http.post(format!("{base}/session")).json(&caps).send().await.ok()?.json().await.ok()?;
-        let session = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {r}")).to_owned();
+        let r: Option<Value> = match http.post(format!("{base}/session")).json(&caps).send().await {
+            Ok(resp) => resp.json().await.ok(),
+            Err(_) => None,
+        };
+        let Some(session) = r.as_ref().and_then(|r| r["value"]["sessionId"].as_str()).map(str::to_owned) else {
+            let _ = (driver.kill(), driver.wait());
+            panic!("chromedriver started no Chromium session: {r:?}");
+        };
         Some(Self { driver, base, session, http, _profile: profile })
     }
 

@@ -93,7 +93,7 @@ impl CardNumber {
         let odd = bits & 1;
         let high = (data >> 12) & 0xFFF;
         let low = data & 0xFFF;
-        if (high.count_ones() + even) % 2 != 0 || (low.count_ones() + odd) % 2 != 1 {
+        if !(high.count_ones() + even).is_multiple_of(2) || (low.count_ones() + odd).is_multiple_of(2) {
             return Err(CoreError::invalid("card", "Wiegand parity error"));
         }
         Ok(Self::h10301((data >> 16) as u8, (data & 0xFFFF) as u16))

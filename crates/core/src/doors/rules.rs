@@ -404,7 +404,7 @@ impl Rules {
             Target::Reader(code) => match self.readers.get(code).map(|r| r.mode) {
                 Some(ReaderMode::CardPalm) => {
                     let palm = presented.palm.as_deref().and_then(|p| super::card::palm_ref(p).ok());
-                    (true, palm.is_some_and(|p| person.palms.iter().any(|x| *x == p)))
+                    (true, palm.is_some_and(|p| person.palms.contains(&p)))
                 }
                 Some(ReaderMode::CardPin) => (
                     true,

@@ -118,8 +118,7 @@ pub fn complete_months(p: Period, now: DateTime<Utc>) -> Vec<(String, i64, i64)>
     let mut out = Vec::new();
     let local = p.from.with_timezone(&jst());
     let (mut y, mut m) = (local.year(), local.month());
-    loop {
-        let Some(start) = jst().with_ymd_and_hms(y, m, 1, 0, 0, 0).single() else { break };
+    while let Some(start) = jst().with_ymd_and_hms(y, m, 1, 0, 0, 0).single() {
         let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
         let Some(end) = jst().with_ymd_and_hms(ny, nm, 1, 0, 0, 0).single() else { break };
         let (s, e) = (start.with_timezone(&Utc), end.with_timezone(&Utc));
