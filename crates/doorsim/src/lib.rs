@@ -125,14 +125,20 @@ impl Drop for SimReader {
 fn run(l: TcpListener, address: u8, scbk: [u8; 16], rx: mpsc::Receiver<Action>, otx: mpsc::Sender<Output>) -> anyhow::Result<()> {
     l.set_nonblocking(true)?;
     let mut id = 0;
+    // What the test made happen at the reader, held until the agent has a secure channel to it:
+    // an event notified before (or on a connection that then drops during the handshake, as
+    // under load) would be lost, and a test would wait for a decision that never comes.
+    let mut held: std::collections::VecDeque<Action> = std::collections::VecDeque::new();
     // Serve one agent connection at a time; accept a new one when it drops.
     loop {
         let s = loop {
             match l.accept() {
                 Ok((s, _)) => break s,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if let Ok(Action::Stop) = rx.try_recv() {
-                        return Ok(());
+                    match rx.try_recv() {
+                        Ok(Action::Stop) | Err(mpsc::TryRecvError::Disconnected) => return Ok(()),
+                        Ok(a) => held.push_back(a),
+                        Err(mpsc::TryRecvError::Empty) => {}
                     }
                     std::thread::sleep(Duration::from_millis(2));
                 }
@@ -167,33 +173,37 @@ fn run(l: TcpListener, address: u8, scbk: [u8; 16], rx: mpsc::Receiver<Action>, 
         while !closed.load(Ordering::SeqCst) {
             pd.refresh();
             match rx.try_recv() {
-                Ok(Action::Stop) => return Ok(()),
-                Ok(Action::Card { bits, data }) => {
+                Ok(Action::Stop) | Err(mpsc::TryRecvError::Disconnected) => return Ok(()),
+                Ok(a) => held.push_back(a),
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+            let next = if pd.is_sc_active() { held.pop_front() } else { None };
+            match next {
+                None | Some(Action::Stop) => {}
+                Some(Action::Card { bits, data }) => {
                     let mut e = OsdpEventCardRead::new_raw(data);
                     e.nr_bits = bits;
                     let _ = pd.notify_event(OsdpEvent::CardRead(e));
                 }
-                Ok(Action::Palm(data)) => {
+                Some(Action::Palm(data)) => {
                     let mut e = OsdpEventCardRead::new_raw(data);
                     e.reader_no = 1;
                     let _ = pd.notify_event(OsdpEvent::CardRead(e));
                 }
-                Ok(Action::Keys(k)) => {
+                Some(Action::Keys(k)) => {
                     let _ = pd.notify_event(OsdpEvent::KeyPress(OsdpEventKeyPress::new(k)));
                 }
-                Ok(Action::Inputs { door_open, counter }) => {
+                Some(Action::Inputs { door_open, counter }) => {
                     let mut report = [0u8; 64];
                     report[0] = u8::from(door_open);
                     report[1] = u8::from(counter);
                     let _ = pd.notify_event(OsdpEvent::Status(OsdpStatusReport { type_: OsdpStatusReportType::Input, nr_entries: 2, report }));
                 }
-                Ok(Action::Tamper(on)) => {
+                Some(Action::Tamper(on)) => {
                     let mut report = [0u8; 64];
                     report[0] = u8::from(on);
                     let _ = pd.notify_event(OsdpEvent::Status(OsdpStatusReport { type_: OsdpStatusReportType::Local, nr_entries: 2, report }));
                 }
-                Err(mpsc::TryRecvError::Empty) => {}
-                Err(mpsc::TryRecvError::Disconnected) => return Ok(()),
             }
             std::thread::sleep(Duration::from_micros(500));
         }
