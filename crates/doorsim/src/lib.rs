@@ -6,6 +6,7 @@
 //! The agent speaks OSDP through the pure-Rust `osdp` crate; the readers here speak it through
 //! LibOSDP (C). Tests that pass between the two prove interoperability, not self-consistency.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -122,23 +123,34 @@ impl Drop for SimReader {
     }
 }
 
+/// Takes the test's next action, if any, into `held`; false once the reader is to stop
+/// (`Stop`, or the [`SimReader`] gone). `Stop` is never held.
+fn hold(rx: &mpsc::Receiver<Action>, held: &mut VecDeque<Action>) -> bool {
+    match rx.try_recv() {
+        Ok(Action::Stop) | Err(mpsc::TryRecvError::Disconnected) => false,
+        Ok(a) => {
+            held.push_back(a);
+            true
+        }
+        Err(mpsc::TryRecvError::Empty) => true,
+    }
+}
+
 fn run(l: TcpListener, address: u8, scbk: [u8; 16], rx: mpsc::Receiver<Action>, otx: mpsc::Sender<Output>) -> anyhow::Result<()> {
     l.set_nonblocking(true)?;
     let mut id = 0;
     // What the test made happen at the reader, held until the agent has a secure channel to it:
     // an event notified before (or on a connection that then drops during the handshake, as
     // under load) would be lost, and a test would wait for a decision that never comes.
-    let mut held: std::collections::VecDeque<Action> = std::collections::VecDeque::new();
+    let mut held: VecDeque<Action> = VecDeque::new();
     // Serve one agent connection at a time; accept a new one when it drops.
     loop {
         let s = loop {
             match l.accept() {
                 Ok((s, _)) => break s,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    match rx.try_recv() {
-                        Ok(Action::Stop) | Err(mpsc::TryRecvError::Disconnected) => return Ok(()),
-                        Ok(a) => held.push_back(a),
-                        Err(mpsc::TryRecvError::Empty) => {}
+                    if !hold(&rx, &mut held) {
+                        return Ok(());
                     }
                     std::thread::sleep(Duration::from_millis(2));
                 }
@@ -172,10 +184,8 @@ fn run(l: TcpListener, address: u8, scbk: [u8; 16], rx: mpsc::Receiver<Action>, 
         });
         while !closed.load(Ordering::SeqCst) {
             pd.refresh();
-            match rx.try_recv() {
-                Ok(Action::Stop) | Err(mpsc::TryRecvError::Disconnected) => return Ok(()),
-                Ok(a) => held.push_back(a),
-                Err(mpsc::TryRecvError::Empty) => {}
+            if !hold(&rx, &mut held) {
+                return Ok(());
             }
             let next = if pd.is_sc_active() { held.pop_front() } else { None };
             match next {

@@ -50,8 +50,7 @@ fn cpu_ns() -> BTreeMap<String, u64> {
 }
 
 /// The machine's CPU ticks from `/proc/stat` (Linux; None elsewhere): (stolen by the
-/// hypervisor, all). On a shared host, time stolen while a run is paced shows up as latency
-/// that no change to mamori can remove, so the run reports it next to its p99.
+/// hypervisor, all).
 fn host_ticks() -> Option<(u64, u64)> {
     parse_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
 }

@@ -186,11 +186,10 @@ impl TaskPage<'_> {
         self.c.t(&format!("task-{}", self.v.task.kind.as_str().replace('_', "-")))
     }
     /// The result shown for an item: typed (when refused) or stored.
-    fn result(&self, item: &cycle::TaskItem) -> String {
-        self.form.get(&format!("r{}", item.pos)).cloned().or_else(|| item.result.clone()).unwrap_or_default()
-    }
+    /// Whether the answer shown for `item` (the form's, after a refused submit, or the stored
+    /// one) is `val`.
     fn result_is(&self, item: &cycle::TaskItem, val: &str) -> bool {
-        self.result(item) == val
+        self.form.get(&format!("r{}", item.pos)).or(item.result.as_ref()).is_some_and(|r| r == val)
     }
     fn comment(&self, item: &cycle::TaskItem) -> String {
         self.form.get(&format!("c{}", item.pos)).cloned().unwrap_or_else(|| item.comment.clone())

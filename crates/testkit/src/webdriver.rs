@@ -39,6 +39,7 @@ impl Browser {
             let l = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
             l.local_addr().ok()?.port()
         };
+        let profile = tempfile::tempdir().expect("a profile directory for Chromium");
         let mut driver = Command::new(driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -53,13 +54,6 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let profile = match tempfile::tempdir() {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = (driver.kill(), driver.wait());
-                panic!("no profile directory for Chromium: {e}");
-            }
-        };
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
