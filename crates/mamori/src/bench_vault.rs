@@ -72,6 +72,62 @@ fn steal_pct(before: Option<(u64, u64)>) -> Option<f64> {
     (t1 > t0).then(|| (s1.saturating_sub(s0)) as f64 * 100.0 / (t1 - t0) as f64)
 }
 
+/// The disk's own floor in the store's directory, before any load: a 16 KB write and its
+/// `fdatasync`, one after another for `dur`; the latencies in ms. A durable read can be no
+/// faster than this, and a slow sync here is one the server's commits meet too.
+fn disk_syncs(dir: &std::path::Path, dur: Duration) -> std::io::Result<Vec<f64>> {
+    use std::io::{Seek, Write};
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path)?;
+    let block = vec![0x5a_u8; 16 * 1024];
+    let (mut lat, until) = (Vec::new(), Instant::now() + dur);
+    for i in 0u64.. {
+        if Instant::now() >= until {
+            break;
+        }
+        f.seek(std::io::SeekFrom::Start((i % 256) * block.len() as u64))?;
+        f.write_all(&block)?;
+        let t = Instant::now();
+        f.sync_data()?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(lat)
+}
+
+/// The host's pauses, before any load: one thread per core that only reads the clock for
+/// `dur`; each stretch longer than 0.5 ms between two readings is a time that thread did not
+/// run (the hypervisor or the kernel took the core). Returns the ms of pauses per second per
+/// core and the longest pause in ms: stalls that no server on this machine can hide, and that
+/// `/proc/stat`'s steal does not always show.
+fn host_pauses(dur: Duration) -> (f64, f64) {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let spinners: Vec<_> = (0..cores)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let (start, mut last, mut gaps) = (Instant::now(), Instant::now(), Vec::new());
+                while last.duration_since(start) < dur {
+                    let now = Instant::now();
+                    let gap = now.duration_since(last);
+                    if gap > Duration::from_micros(500) {
+                        gaps.push(gap.as_secs_f64() * 1000.0);
+                    }
+                    last = now;
+                }
+                gaps
+            })
+        })
+        .collect();
+    let gaps: Vec<f64> = spinners.into_iter().flat_map(|s| s.join().unwrap_or_default()).collect();
+    pause_summary(&gaps, dur.as_secs_f64() * cores as f64)
+}
+
+/// [`host_pauses`]' figures of the pauses (ms) seen over `core_secs` seconds of all cores.
+fn pause_summary(gaps: &[f64], core_secs: f64) -> (f64, f64) {
+    (gaps.iter().sum::<f64>() / core_secs.max(f64::EPSILON), gaps.iter().copied().fold(0.0, f64::max))
+}
+
 /// CPU µs per request between two [`cpu_ns`] readings: all threads, and the ledger's writer
 /// and checkpointer. (Threads that ended between them are not counted.)
 fn cpu_per_request(before: &BTreeMap<String, u64>, n: usize) -> String {
@@ -198,6 +254,18 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     let dir = std::env::temp_dir().join(format!("mamori-bench-vault-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let app = Mamori::open(OpenOptions::new(&dir)).await.map_err(e)?;
+    // The machine's floor, measured in this run before the load (blocking work, off the runtime).
+    let (mut syncs, pauses) = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || disk_syncs(&dir, Duration::from_secs(2)).map(|s| (s, host_pauses(Duration::from_secs(2))))).await??
+    };
+    let (disk_p50, disk_p99, disk_max) = (percentile(&mut syncs, 0.5), percentile(&mut syncs, 0.99), percentile(&mut syncs, 1.0));
+    eprintln!(
+        "machine floor: disk fdatasync of 16 KB ms p50 {disk_p50:.2}, p99 {disk_p99:.2}, max {disk_max:.2} ({} syncs); host pauses {:.1} ms/s per core, longest {:.2} ms",
+        syncs.len(),
+        pauses.0,
+        pauses.1
+    );
     app.create_user(None, "admin", "admin", &[Role::Admin], "correct horse battery staple 7").await.map_err(e)?;
     app.create_user(None, "op", "op", &[Role::Operator], "correct horse battery staple 8").await.map_err(e)?;
     let admin = app.create_token(None, "admin", "bench").await.map_err(e)?;
@@ -314,7 +382,8 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
                "read_paced_per_s": r2(r_paced.rate), "write_paced_per_s": r2(w_paced.rate), "read_rate": read_rate, "write_rate": write_rate,
                "read_ms_p99_saturated": r2(r.p99), "write_ms_p99_saturated": r2(w.p99),
                "http_baseline_per_s": r2(h.rate), "read_vs_baseline": r2(r.rate / h.rate.max(1.0)), "write_vs_baseline": r2(w.rate / h.rate.max(1.0)),
-               "read_paced_steal_pct": steal.map(r2), "failed": fails})
+               "read_paced_steal_pct": steal.map(r2), "disk_fsync_ms_p99": r2(disk_p99), "disk_fsync_ms_max": r2(disk_max),
+               "host_pause_ms_per_s": r2(pauses.0), "host_pause_ms_max": r2(pauses.1), "failed": fails})
     );
     anyhow::ensure!(fails == 0, "{fails} requests failed");
     Ok(())
@@ -332,5 +401,22 @@ mod tests {
         assert_eq!(parse_ticks("cpu  1 2 3 4 5 6 7\n"), None);
         assert_eq!(parse_ticks("intr 1 2 3 4 5 6 7 8 9\n"), None);
         assert_eq!(parse_ticks(""), None);
+    }
+
+    #[test]
+    fn host_pauses_are_summed_per_core_second_and_the_longest_kept() {
+        // Two cores for two seconds (4 core-seconds) with pauses of 1, 3 and 6 ms.
+        assert_eq!(pause_summary(&[1.0, 3.0, 6.0], 4.0), (2.5, 6.0));
+        assert_eq!(pause_summary(&[], 4.0), (0.0, 0.0));
+    }
+
+    #[test]
+    fn the_disk_probe_syncs_and_leaves_nothing_behind() {
+        let dir = std::env::temp_dir().join(format!("mamori-disk-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lat = disk_syncs(&dir, Duration::from_millis(50)).unwrap();
+        assert!(!lat.is_empty() && lat.iter().all(|l| *l >= 0.0));
+        assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "the probe file is removed");
+        std::fs::remove_dir(&dir).unwrap();
     }
 }
