@@ -493,18 +493,7 @@ impl LedgerService {
             // transaction's entries, or after a restart) from the store.
             let (known, next) = self.fresh.take(log, tree.size() as i64, size as i64);
             if !known.is_empty() {
-                // On a blocking thread: a second's worth of reveals is some milliseconds of
-                // SHA-256, which on a runtime worker would hold back every request queued
-                // behind it. (Should it fail, the tree starts again from the store.)
-                let mut grown = std::mem::take(tree);
-                *tree = tokio::task::spawn_blocking(move || {
-                    for h in known {
-                        grown.push(h);
-                    }
-                    grown
-                })
-                .await
-                .map_err(|e| CoreError::Internal(format!("tree hashing: {e}")))?;
+                *tree = grown(std::mem::take(tree), known).await?;
                 continue;
             }
             let until = next.map_or(size as i64, |n| n.min(size as i64));
@@ -905,35 +894,13 @@ impl LedgerService {
     /// cores once a second. What it leaves (an entry another transaction appended, or those
     /// before a restart) the signing reads from the store, as before.
     pub async fn grow_trees(&self) -> Result<()> {
-        let logs = self.fresh.logs();
-        if logs.is_empty() {
-            return Ok(());
-        }
         let mut trees = self.trees.lock().await;
-        let mut work = Vec::new();
-        for log in logs {
+        for log in self.fresh.logs() {
             let tree = trees.entry(log).or_default();
             let (known, _) = self.fresh.take(log, tree.size() as i64, i64::MAX);
             if !known.is_empty() {
-                work.push((log, std::mem::take(tree), known));
+                *tree = grown(std::mem::take(tree), known).await?;
             }
-        }
-        if work.is_empty() {
-            return Ok(());
-        }
-        // Should this fail, the taken trees start again from the store.
-        let grown = tokio::task::spawn_blocking(move || {
-            for (_, tree, known) in &mut work {
-                for h in known.drain(..) {
-                    tree.push(h);
-                }
-            }
-            work
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("tree hashing: {e}")))?;
-        for (log, tree, _) in grown {
-            trees.insert(log, tree);
         }
         Ok(())
     }
@@ -963,6 +930,20 @@ impl LedgerService {
             }
         }
     }
+}
+
+/// `tree` with `known` leaf hashes pushed, on a blocking thread: a second's worth of reveals
+/// is some milliseconds of SHA-256, which on a runtime worker would hold back every request
+/// queued behind it. (Should it fail, the tree starts again from the store.)
+async fn grown(mut tree: Tree, known: Vec<[u8; 32]>) -> Result<Tree> {
+    tokio::task::spawn_blocking(move || {
+        for h in known {
+            tree.push(h);
+        }
+        tree
+    })
+    .await
+    .map_err(|e| CoreError::Internal(format!("tree hashing: {e}")))
 }
 
 async fn writer_loop(db: Db, mut rx: mpsc::Receiver<Pending>, fresh: Arc<Fresh>) {
