@@ -201,7 +201,8 @@ pub(crate) fn busy(tries: i32) -> bool {
 /// empties each reader's page cache (SQLite drops it when it finds the WAL changed), so under
 /// load a read that goes to the connection the last read used finds the index and table pages
 /// that read brought in, where reads spread over all of them started cold each time (a page
-/// is a `pread` and a page allocation). Measured with `mamori bench vault`: reveals saturated
+/// is a `pread` and a page allocation: 30% of the runtime workers' CPU in a saturated reveal
+/// phase, half of it reading pages). Measured with `mamori bench vault`: reveals saturated
 /// 11.0k -> 11.6k, 9.7k -> 10.9k and 11.2k -> 12.3k/s in three interleaved pairs, with 2-15%
 /// less CPU per reveal. The others serve the reads that run at the same time.
 struct HotReads {

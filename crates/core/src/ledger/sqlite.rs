@@ -33,10 +33,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
 /// later build the wait itself was most of a paced reveal's latency, and 0.5 ms gave a lower
 /// paced p99 in each of five interleaved pairs of runs (median 22.5 -> 10.8 ms), p50
 /// 2.3 -> 1.5 ms, the same saturated rates, and ~10 µs more writer CPU per paced reveal.
-/// On a slower host, where 10,000 reveals/s kept its two cores ~90% busy, CPU per reveal
-/// decided the p99 instead: 1 ms (and a fill of 32) gave a lower paced p99 in each of three
-/// interleaved pairs (1,733 -> 61, 107 -> 86, 363 -> 101 ms), the writer's CPU per paced
-/// reveal 40-42 -> 34-37 µs and the whole process's 128-139 -> 125-128 µs.
+/// On a slower host, where 10,000 reveals/s kept its two cores ~90% busy, the queue that CPU
+/// per reveal builds decided the p99 instead, and 1 ms (with a fill of 32, and reads on the
+/// first free connection, see `db::HotReads`) took less CPU per paced reveal in each of seven
+/// interleaved pairs of runs: the writer's 38-44 -> 29-37 µs, the whole process's 128-143 ->
+/// 116-130 µs. The paced p99s of those pairs (10-1,733 ms) were lower in five and higher in
+/// two: within the host's noise.
 const BATCH_GAP: Duration = Duration::from_millis(1);
 /// The batch size that needs no waiting.
 const BATCH_FILL: usize = 32;
