@@ -37,8 +37,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
 /// per reveal builds decided the p99 instead, and 1 ms (with a fill of 32, and reads on the
 /// first free connection, see `db::HotReads`) took less CPU per paced reveal in each of seven
 /// interleaved pairs of runs: the writer's 38-44 -> 29-37 µs, the whole process's 128-143 ->
-/// 116-130 µs. The paced p99s of those pairs (10-1,733 ms) were lower in five and higher in
-/// two: within the host's noise.
+/// 116-130 µs. The paced p99s of those pairs (18-1,733 ms) were lower in four and higher in
+/// three: within the host's noise.
 const BATCH_GAP: Duration = Duration::from_millis(1);
 /// The batch size that needs no waiting.
 const BATCH_FILL: usize = 32;
