@@ -109,6 +109,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_ledger_rowid.sql"),
         postgres: include_str!("../migrations/postgres/0012_ledger_rowid.sql"),
     },
+    Migration {
+        version: 13,
+        name: "vault_values_clustered",
+        sqlite: include_str!("../migrations/sqlite/0013_vault_values_clustered.sql"),
+        postgres: include_str!("../migrations/postgres/0013_vault_values_clustered.sql"),
+    },
 ];
 
 #[derive(Clone, Debug)]
@@ -438,6 +444,71 @@ mod tests {
         assert!(again.is_err(), "a duplicate (log_id, idx) must be refused");
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'ledger_entries_ts'").fetch_one(&db.pool).await?;
         assert_eq!(n, 1);
+        Ok(())
+    }
+
+    /// Migration 13 moves the sealed values into a WITHOUT ROWID table: every value of a store
+    /// made before it is still there, byte for byte (DATA-4), its key still holds, and a search
+    /// by keyed blind index still goes through its index.
+    #[tokio::test]
+    async fn sealed_values_survive_the_move_to_a_without_rowid_table() -> Result<()> {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().map_err(|e| CoreError::Internal(e.to_string()))?;
+        let url = sqlite_url(dir.path());
+        let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await?;
+        let db = Db { pool, backend: Backend::Sqlite, url, hot: None, gate: Arc::new(tokio::sync::Mutex::new(())) };
+        db.migrate_to(12).await?;
+        for parent in [
+            "INSERT INTO clients (id, code, name, created_at) VALUES (1, 'C', 'C', 0)",
+            "INSERT INTO businesses (id, code, name, client_id, created_at) VALUES (1, 'B', 'B', 1, 0)",
+            "INSERT INTO vault_keys (id, business_id, wrapped, created_at) VALUES (1, 1, x'00', 0)",
+        ] {
+            sqlx::query(parent).execute(&db.pool).await?;
+        }
+        for (id, uid) in [(1, "R1"), (2, "R2")] {
+            sqlx::query("INSERT INTO vault_records (id, uid, business_id, key_id, normal, created_by, created_at) VALUES ($1, $2, 1, 1, '{}', 1, 0)")
+                .bind(id)
+                .bind(uid)
+                .execute(&db.pool)
+                .await?;
+        }
+        type Value = (i64, String, Vec<u8>, String, Option<String>);
+        let values: Vec<Value> = vec![
+            (1, "card".into(), vec![9, 8, 7], "1234".into(), None),
+            (1, "phone".into(), vec![1, 2, 3], "5678".into(), Some("b1".into())),
+            (2, "phone".into(), vec![4, 5], "0000".into(), Some("b2".into())),
+        ];
+        for (record, field, sealed, hint, blind) in &values {
+            sqlx::query("INSERT INTO vault_values (record_id, field, sealed, hint, blind) VALUES ($1, $2, $3, $4, $5)")
+                .bind(record)
+                .bind(field.as_str())
+                .bind(sealed.clone())
+                .bind(hint.as_str())
+                .bind(blind.clone())
+                .execute(&db.pool)
+                .await?;
+        }
+        db.migrate().await?;
+        let (sql,): (String,) = sqlx::query_as("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'vault_values'").fetch_one(&db.pool).await?;
+        assert!(sql.to_uppercase().contains("WITHOUT ROWID"), "{sql}");
+        let got: Vec<Value> =
+            sqlx::query_as("SELECT record_id, field, sealed, hint, blind FROM vault_values ORDER BY record_id, field").fetch_all(&db.pool).await?;
+        assert_eq!(got, values);
+        let again = sqlx::query("INSERT INTO vault_values (record_id, field, sealed, hint) VALUES (1, 'phone', x'00', '')").execute(&db.pool).await;
+        assert!(again.is_err(), "a second value of one record's field must be refused");
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "EXPLAIN QUERY PLAN SELECT r.id FROM vault_records r JOIN vault_values v ON v.record_id = r.id \
+             WHERE r.business_id = 1 AND v.field = 'phone' AND v.blind = 'b2'",
+        )
+        .fetch_all(&db.pool)
+        .await?;
+        assert!(plan.iter().any(|p| p.3.contains("vault_values_blind")), "{plan:?}");
+        let (uid,): (String,) = sqlx::query_as(
+            "SELECT r.uid FROM vault_records r JOIN vault_values v ON v.record_id = r.id WHERE r.business_id = 1 AND v.field = 'phone' AND v.blind = 'b2'",
+        )
+        .fetch_one(&db.pool)
+        .await?;
+        assert_eq!(uid, "R2");
         Ok(())
     }
 }

@@ -1,0 +1,3 @@
+-- Nothing to do on PostgreSQL: a primary-key lookup there is an index and a heap whatever the
+-- table. (On SQLite this migration makes the sealed values a WITHOUT ROWID table; see
+-- sqlite/0013_vault_values_clustered.sql.)
