@@ -412,16 +412,23 @@ impl Db {
 mod tests {
     use super::*;
 
-    /// Migration 12 moves the ledger's entries out of a WITHOUT ROWID table: every entry of a
-    /// store made before it is still there, byte for byte, and appends go on after it.
-    #[tokio::test]
-    async fn ledger_entries_survive_the_move_to_a_rowid_table() -> Result<()> {
+    /// A SQLite store in a fresh directory (kept alive by the returned guard) with the
+    /// migrations up to `version` applied, on one connection, to test the next migration on.
+    async fn sqlite_store_at(version: i64) -> Result<(tempfile::TempDir, Db)> {
         sqlx::any::install_default_drivers();
         let dir = tempfile::tempdir().map_err(|e| CoreError::Internal(e.to_string()))?;
         let url = sqlite_url(dir.path());
         let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await?;
         let db = Db { pool, backend: Backend::Sqlite, url, hot: None, gate: Arc::new(tokio::sync::Mutex::new(())) };
-        db.migrate_to(11).await?;
+        db.migrate_to(version).await?;
+        Ok((dir, db))
+    }
+
+    /// Migration 12 moves the ledger's entries out of a WITHOUT ROWID table: every entry of a
+    /// store made before it is still there, byte for byte, and appends go on after it.
+    #[tokio::test]
+    async fn ledger_entries_survive_the_move_to_a_rowid_table() -> Result<()> {
+        let (_dir, db) = sqlite_store_at(11).await?;
         let rows: [(i64, i64, Vec<u8>, i64); 3] = [(1, 0, vec![1, 2, 3], 10), (2, 0, vec![4, 5], 11), (1, 1, vec![6], 12)];
         for (log, idx, entry, ts) in &rows {
             sqlx::query("INSERT INTO ledger_entries (log_id, idx, entry, leaf_hash, ts, action, actor, object) VALUES ($1, $2, $3, $4, $5, 'a', 'b', 'c')")
@@ -452,12 +459,7 @@ mod tests {
     /// by keyed blind index still goes through its index.
     #[tokio::test]
     async fn sealed_values_survive_the_move_to_a_without_rowid_table() -> Result<()> {
-        sqlx::any::install_default_drivers();
-        let dir = tempfile::tempdir().map_err(|e| CoreError::Internal(e.to_string()))?;
-        let url = sqlite_url(dir.path());
-        let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await?;
-        let db = Db { pool, backend: Backend::Sqlite, url, hot: None, gate: Arc::new(tokio::sync::Mutex::new(())) };
-        db.migrate_to(12).await?;
+        let (_dir, db) = sqlite_store_at(12).await?;
         for parent in [
             "INSERT INTO clients (id, code, name, created_at) VALUES (1, 'C', 'C', 0)",
             "INSERT INTO businesses (id, code, name, client_id, created_at) VALUES (1, 'B', 'B', 1, 0)",
