@@ -279,10 +279,11 @@ async fn door_agent(a: DoorAgentArgs) -> anyhow::Result<()> {
 
 /// mimalloc instead of glibc's allocator. A profile of saturated reveals (`perf record` during
 /// `mamori bench vault`) spent ~10% of the process in glibc's malloc and free (`_int_malloc`,
-/// `_int_free`, `malloc_consolidate`, ...): request buffers, SQLite's page cache emptied and
-/// filled again after every commit, events and their encodings. In three interleaved pairs of
-/// full runs on one host (glibc / mimalloc): saturated reveals 9,132 / 10,423, 10,220 / 11,669
-/// and 11,016 / 12,096 per second; CPU µs per saturated reveal 159 / 138, 149 / 132, 130 / 120.
+/// `_int_free`, `malloc_consolidate`, ...; by the code, not measured per call site: request
+/// buffers, SQLite's page cache emptied and filled again after every commit, events and their
+/// encodings). In three interleaved pairs of full runs on one host (glibc / mimalloc):
+/// saturated reveals 9,132 / 10,423, 10,220 / 11,669 and 11,016 / 12,096 per second; CPU µs per
+/// saturated reveal 159 / 138, 149 / 132, 130 / 120.
 /// Keys are wiped by `zeroize` where they are dropped, not by the allocator, under either.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
