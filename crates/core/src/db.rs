@@ -412,6 +412,20 @@ impl Db {
 mod tests {
     use super::*;
 
+    /// The bundled SQLite is the one `.cargo/config.toml` asks for (ARCHITECTURE.md, "The
+    /// bundled SQLite is built without process-wide locks on its hot paths"): a build that lost
+    /// `LIBSQLITE3_FLAGS` would still pass every other test, only slower.
+    #[test]
+    fn bundled_sqlite_has_the_workspace_flags() -> rusqlite::Result<()> {
+        let conn = rusqlite::Connection::open_in_memory()?;
+        let opts: Vec<String> = conn.prepare("PRAGMA compile_options")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        for want in ["DEFAULT_MEMSTATUS=0", "DEFAULT_PCACHE_INITSZ=256"] {
+            assert!(opts.iter().any(|o| o == want), "{want} missing from {opts:?}");
+        }
+        assert!(!opts.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{opts:?}");
+        Ok(())
+    }
+
     /// A SQLite store in a fresh directory (kept alive by the returned guard) with the
     /// migrations up to `version` applied, on one connection, to test the next migration on.
     async fn sqlite_store_at(version: i64) -> Result<(tempfile::TempDir, Db)> {

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::{
     accepted, after_failure, answer, by_client, fail_all, indexes, insert_sql, lay_out, refusal, Fresh, Pending, Reserved, Row, CENTRE_LOG,
-    CLIENT_LOG_SQL, LAST_TS_SQL, MAX_BATCH, RESERVE_SQL, ROWS_PER_INSERT,
+    CLIENT_LOG_SQL, LAST_TS_SQL, MAX_BATCH, ROWS_PER_INSERT,
 };
 use crate::error::{CoreError, Result};
 
@@ -178,8 +178,13 @@ fn commit(w: &mut Writer, batch: &mut Vec<Pending>) -> Result<()> {
     Ok(())
 }
 
+/// `RESERVE_SQL` as two statements: SQLite runs a RETURNING clause through an ephemeral
+/// table, whose page cache is allocated and freed again in every statement (and a freed block
+/// at the top of the thread's heap is given back to the kernel by glibc, whose `madvise` stops
+/// the other core to flush its TLB).
 fn reserve(conn: &Connection, log: i64, n: i64) -> Result<i64> {
-    let size: i64 = conn.prepare_cached(RESERVE_SQL)?.query_row(rusqlite::params![n, log], |r| r.get(0))?;
+    conn.prepare_cached("UPDATE ledger_logs SET size = size + $1 WHERE id = $2")?.execute(rusqlite::params![n, log])?;
+    let size: i64 = conn.prepare_cached("SELECT size FROM ledger_logs WHERE id = $1")?.query_row([log], |r| r.get(0))?;
     Ok(size - n)
 }
 

@@ -161,6 +161,14 @@ struct NewRecord {
     values: Vec<(String, Vec<u8>, String, Option<String>)>,
 }
 
+/// The INSERT of a record's row, unless its data key was destroyed meanwhile (7 parameters).
+macro_rules! insert_record {
+    () => {
+        "INSERT INTO vault_records (uid, business_id, key_id, normal, created_by, created_at) \
+         SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM vault_keys WHERE id = $7 AND destroyed_at IS NULL)"
+    };
+}
+
 impl NewRecord {
     /// Seals every field above normal under `dek` (bound to the business, record and field).
     #[allow(clippy::too_many_arguments)]
@@ -206,8 +214,7 @@ impl NewRecord {
         Event::new(at, p.actor(), "data.input").object("record", &self.uid).client(&b.client).rule(rule).detail("business", &b.code).addr(p.addr.clone())
     }
 
-    const INSERT_RECORD: &'static str = "INSERT INTO vault_records (uid, business_id, key_id, normal, created_by, created_at) \
-         SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM vault_keys WHERE id = $7 AND destroyed_at IS NULL) RETURNING id";
+    const INSERT_RECORD: &'static str = concat!(insert_record!(), " RETURNING id");
 
     /// The INSERT of this record's sealed values (5 parameters each).
     fn values_sql(&self) -> String {
@@ -246,15 +253,16 @@ impl NewRecord {
 
     /// [`Self::insert`] on the SQLite ledger writer's own connection.
     fn insert_sqlite(&self, conn: &rusqlite::Connection) -> Result<()> {
-        use rusqlite::OptionalExtension;
-        let rid: Option<i64> = conn
-            .prepare_cached(Self::INSERT_RECORD)?
-            .query_row(
-                rusqlite::params![self.uid, self.business, self.key_id, self.normal, self.created_by, self.created_at, self.key_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let rid = rid.ok_or(CoreError::NotFound("data key (destroyed)"))?;
+        // Without RETURNING, which SQLite runs through an ephemeral table whose page cache is
+        // made and freed again in every statement (see `sqlite::reserve`).
+        let inserted = conn
+            .prepare_cached(insert_record!())?
+            .execute(rusqlite::params![self.uid, self.business, self.key_id, self.normal, self.created_by, self.created_at, self.key_id])?;
+        if inserted == 0 {
+            return Err(CoreError::NotFound("data key (destroyed)"));
+        }
+        // `id` is the table's INTEGER PRIMARY KEY: the rowid that this insert made.
+        let rid = conn.last_insert_rowid();
         if self.values.is_empty() {
             return Ok(());
         }
@@ -1185,6 +1193,50 @@ mod tests {
             let should = b[0] && b[1] && b[6] && (b[2] || b[3]) && (!b[4] || b[5]);
             prop_assert_eq!(allowed, should, "rule {}", rule);
         }
+    }
+
+    /// The SQLite ledger writer's insert of a record, which has no `RETURNING` (ARCHITECTURE.md,
+    /// "The bundled SQLite is built without process-wide locks on its hot paths"): each
+    /// record's sealed values hang on the row that its own insert made, and under a data key
+    /// destroyed meanwhile nothing at all is written (DATA-4, LIFE-3).
+    #[tokio::test]
+    async fn sqlite_writer_inserts_a_record_only_under_a_live_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::db::sqlite_url(dir.path());
+        drop(crate::db::Db::connect(&url).await.unwrap());
+        let conn = rusqlite::Connection::open(crate::db::sqlite_path(&url).unwrap()).unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        conn.execute_batch(
+            "INSERT INTO clients (id, code, name, created_at) VALUES (1, 'C1', 'c', 0);
+             INSERT INTO businesses (id, code, name, client_id, created_at) VALUES (1, 'B1', 'b', 1, 0);
+             INSERT INTO vault_keys (id, business_id, wrapped, created_at) VALUES (1, 1, x'00', 0), (2, 1, x'00', 0);
+             UPDATE vault_keys SET destroyed_at = 1 WHERE id = 2;",
+        )
+        .unwrap();
+        let rec = |uid: &str, key_id: i64| NewRecord {
+            uid: uid.into(),
+            business: 1,
+            key_id,
+            normal: "{}".into(),
+            created_by: 1,
+            created_at: 0,
+            values: vec![("phone".into(), uid.as_bytes().to_vec(), "0＊＊".into(), None), ("name".into(), vec![9], "山＊".into(), None)],
+        };
+        for uid in ["r1", "r2"] {
+            rec(uid, 1).insert_sqlite(&conn).unwrap();
+        }
+        assert!(matches!(rec("gone", 2).insert_sqlite(&conn), Err(CoreError::NotFound(_))));
+        let rows: Vec<(String, String, Vec<u8>)> = conn
+            .prepare("SELECT r.uid, v.field, v.sealed FROM vault_values v JOIN vault_records r ON r.id = v.record_id ORDER BY r.uid, v.field")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let want = |uid: &str| [(uid.to_owned(), "name".to_owned(), vec![9]), (uid.to_owned(), "phone".to_owned(), uid.as_bytes().to_vec())];
+        assert_eq!(rows, [want("r1"), want("r2")].concat());
+        let records: i64 = conn.query_row("SELECT count(*) FROM vault_records", [], |r| r.get(0)).unwrap();
+        assert_eq!(records, 2, "nothing of the record under the destroyed key");
     }
 
     #[test]
