@@ -9,6 +9,7 @@
 //! on SQLite): entries are committed in index order, with no gaps, by any number of processes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -150,6 +151,59 @@ pub struct LedgerService {
     /// Leaf hashes the group-commit writer committed, not yet in `trees`.
     fresh: Arc<Fresh>,
     writer: mpsc::Sender<Pending>,
+    disk: Arc<DiskTimes>,
+}
+
+/// How long the group-commit writer's transactions (from `BEGIN` to the end of `COMMIT`, whose
+/// fsync makes the batch durable) and the SQLite WAL checkpoints took: the longest of each, and
+/// how many took more than [`DiskTimes::SLOW`], since the last [`DiskTimes::take`].
+/// `mamori bench vault` reads them over its paced reads, so that a p99 can be told apart as
+/// a stall of the store's disk (one commit or checkpoint as long as the stall) or one elsewhere.
+#[derive(Debug, Default)]
+pub struct DiskTimes {
+    commit_max_us: AtomicU64,
+    commits_slow: AtomicU64,
+    checkpoint_max_us: AtomicU64,
+    checkpoints_slow: AtomicU64,
+}
+
+/// What [`DiskTimes::take`] returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct DiskStalls {
+    pub commit_ms_max: f64,
+    pub commits_slow: u64,
+    pub checkpoint_ms_max: f64,
+    pub checkpoints_slow: u64,
+}
+
+impl DiskTimes {
+    pub const SLOW: std::time::Duration = std::time::Duration::from_millis(10);
+
+    fn note(max: &AtomicU64, slow: &AtomicU64, took: std::time::Duration) {
+        max.fetch_max(took.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        if took > Self::SLOW {
+            slow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn commit(&self, took: std::time::Duration) {
+        Self::note(&self.commit_max_us, &self.commits_slow, took);
+    }
+
+    fn checkpoint(&self, took: std::time::Duration) {
+        Self::note(&self.checkpoint_max_us, &self.checkpoints_slow, took);
+    }
+
+    /// What was noted since the last call, and a fresh start.
+    pub fn take(&self) -> DiskStalls {
+        let ms = |a: &AtomicU64| a.swap(0, Ordering::Relaxed) as f64 / 1000.0;
+        DiskStalls {
+            commit_ms_max: ms(&self.commit_max_us),
+            commits_slow: self.commits_slow.swap(0, Ordering::Relaxed),
+            checkpoint_ms_max: ms(&self.checkpoint_max_us),
+            checkpoints_slow: self.checkpoints_slow.swap(0, Ordering::Relaxed),
+        }
+    }
 }
 
 /// How often the checkpointer hashes the committed entries into the proof trees.
@@ -408,16 +462,22 @@ impl LedgerService {
         let (tx, rx) = mpsc::channel::<Pending>(MAX_BATCH * 4);
         let centre = signer.verifier().name().to_owned();
         let fresh = Arc::new(Fresh::default());
-        let svc = Arc::new(Self { db: db.clone(), signer, centre, clock, trees: Mutex::new(HashMap::new()), fresh: fresh.clone(), writer: tx });
+        let disk = Arc::new(DiskTimes::default());
+        let svc = Arc::new(Self { db: db.clone(), signer, centre, clock, trees: Mutex::new(HashMap::new()), fresh: fresh.clone(), writer: tx, disk: disk.clone() });
         match crate::db::sqlite_path(&db.url).filter(|_| db.backend == crate::db::Backend::Sqlite) {
             // On a SQLite file: a thread of its own on a rusqlite connection (no worker-thread
             // round trip per statement). An in-memory database has no second connection.
-            Some(path) => sqlite::spawn(&path, db.gate(), rx, fresh)?,
+            Some(path) => sqlite::spawn(&path, db.gate(), rx, fresh, disk)?,
             None => {
-                tokio::spawn(writer_loop(db, rx, fresh));
+                tokio::spawn(writer_loop(db, rx, fresh, disk));
             }
         }
         Ok(svc)
+    }
+
+    /// The writer's commit and checkpoint times (see [`DiskTimes`]).
+    pub fn disk_times(&self) -> &DiskTimes {
+        &self.disk
     }
 
     pub fn verifier(&self) -> NoteVerifier {
@@ -946,12 +1006,15 @@ async fn grown(mut tree: Tree, known: Vec<[u8; 32]>) -> Result<Tree> {
     .map_err(|e| CoreError::Internal(format!("tree hashing: {e}")))
 }
 
-async fn writer_loop(db: Db, mut rx: mpsc::Receiver<Pending>, fresh: Arc<Fresh>) {
+async fn writer_loop(db: Db, mut rx: mpsc::Receiver<Pending>, fresh: Arc<Fresh>, disk: Arc<DiskTimes>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
         fill(&mut batch, &mut rx);
-        if let Err(e) = commit_batch(&db, &mut batch, &fresh).await {
+        let began = std::time::Instant::now();
+        let done = commit_batch(&db, &mut batch, &fresh).await;
+        disk.commit(began.elapsed());
+        if let Err(e) = done {
             for mut one in after_failure(&mut batch, &e) {
                 if let Err(e) = commit_batch(&db, &mut one, &fresh).await {
                     fail_all(&mut one, &e);
@@ -1051,6 +1114,30 @@ fn answer(batch: &mut Vec<Pending>, refusals: Vec<Option<CoreError>>, order: Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disk_times_keep_the_longest_and_count_the_slow_until_taken() {
+        let t = DiskTimes::default();
+        for ms in [2, 25, 11, 4] {
+            t.commit(std::time::Duration::from_millis(ms));
+        }
+        t.checkpoint(std::time::Duration::from_micros(3_500));
+        let want = DiskStalls { commit_ms_max: 25.0, commits_slow: 2, checkpoint_ms_max: 3.5, checkpoints_slow: 0 };
+        assert_eq!(t.take(), want);
+        assert_eq!(t.take(), DiskStalls::default(), "taking starts afresh");
+    }
+
+    /// The SQLite file's writer times its commits, which `mamori bench vault` reports.
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn the_writer_times_its_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = crate::Mamori::open(crate::OpenOptions::new(dir.path())).await.unwrap();
+        app.ledger.disk_times().take();
+        app.ledger.append(Event::new(chrono::Utc::now(), crate::auth::system_actor("test"), "test.timed")).await.unwrap();
+        let taken = app.ledger.disk_times().take();
+        assert!(taken.commit_ms_max > 0.0, "{taken:?}");
+    }
 
     fn row(log: i64, idx: i64) -> Row {
         Row { log, idx, entry: Vec::new(), hash: [idx as u8; 32], ts: 0, action: String::new(), actor: String::new(), object: String::new() }

@@ -13,7 +13,10 @@
 //! many clients were queued, not how fast a request is served at a given load.
 //! `read_paced_steal_pct` is the share of the machine's CPU time the hypervisor took during the
 //! paced reads (`/proc/stat`; null where there is none): on a shared host a stall that mamori
-//! cannot cause or remove, so a p99 is read together with it.
+//! cannot cause or remove, so a p99 is read together with it. `read_paced_commit_ms_max` and
+//! `read_paced_checkpoint_ms_max` are the longest group commit (`BEGIN` to the end of its
+//! fsync) and WAL checkpoint during the paced reads: a stall of the store's disk shows there as
+//! one as long as the stall, and every reveal due meanwhile waits for it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -364,11 +367,22 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     // pacer and the HTTP stack give a request that does nothing.
     let floor = paced(&format!("HTTP baseline (health), paced at {read_rate}/s ({clients} connections)"), clients, read_rate, secs, health).await?;
     let ticks = host_ticks();
+    app.ledger.disk_times().take();
     let r_paced = paced(&format!("reads, paced at {read_rate}/s ({clients} connections)"), clients, read_rate, secs, read).await?;
+    let stalls = app.ledger.disk_times().take();
     let steal = steal_pct(ticks);
     if let Some(st) = steal {
         eprintln!("CPU time stolen from this machine during the paced reads: {st:.1}%");
     }
+    eprintln!(
+        "the store's disk during the paced reads: longest commit {:.1} ms ({} over {} ms), longest WAL checkpoint {:.1} ms ({} over {} ms)",
+        stalls.commit_ms_max,
+        stalls.commits_slow,
+        mamori_core::ledger::DiskTimes::SLOW.as_millis(),
+        stalls.checkpoint_ms_max,
+        stalls.checkpoints_slow,
+        mamori_core::ledger::DiskTimes::SLOW.as_millis()
+    );
     let _ = stop_tx.send(());
     let _ = cp_stop.send(true);
     cp.await?;
@@ -384,7 +398,7 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
                "read_paced_per_s": r2(r_paced.rate), "write_paced_per_s": r2(w_paced.rate), "read_rate": read_rate, "write_rate": write_rate,
                "read_ms_p99_saturated": r2(r.p99), "write_ms_p99_saturated": r2(w.p99),
                "http_baseline_per_s": r2(h.rate), "read_ms_p99_floor": r2(floor.p99), "read_vs_baseline": r2(r.rate / h.rate.max(1.0)), "write_vs_baseline": r2(w.rate / h.rate.max(1.0)),
-               "read_paced_steal_pct": steal.map(r2), "disk_fsync_ms_p99": r2(disk_p99), "disk_fsync_ms_max": r2(disk_max),
+               "read_paced_steal_pct": steal.map(r2), "read_paced_commit_ms_max": r2(stalls.commit_ms_max), "read_paced_checkpoint_ms_max": r2(stalls.checkpoint_ms_max), "disk_fsync_ms_p99": r2(disk_p99), "disk_fsync_ms_max": r2(disk_max),
                "host_pause_ms_per_s": r2(pauses.0), "host_pause_ms_max": r2(pauses.1), "failed": fails})
     );
     anyhow::ensure!(fails == 0, "{fails} requests failed");

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::mpsc;
 
 use super::{
-    accepted, after_failure, answer, by_client, fail_all, indexes, insert_sql, lay_out, refusal, Fresh, Pending, Reserved, Row, CENTRE_LOG,
+    accepted, after_failure, answer, by_client, fail_all, indexes, insert_sql, lay_out, refusal, DiskTimes, Fresh, Pending, Reserved, Row, CENTRE_LOG,
     CLIENT_LOG_SQL, LAST_TS_SQL, MAX_BATCH, ROWS_PER_INSERT,
 };
 use crate::error::{CoreError, Result};
@@ -47,7 +47,7 @@ const BATCH_POLL: Duration = Duration::from_micros(100);
 
 /// Opens the writer's connection (durable commits, foreign keys as on the pool's) and starts
 /// its thread and the checkpointer's, which end when the service (every sender) is gone.
-pub(super) fn spawn(path: &str, gate: Arc<tokio::sync::Mutex<()>>, rx: mpsc::Receiver<Pending>, fresh: Arc<Fresh>) -> Result<()> {
+pub(super) fn spawn(path: &str, gate: Arc<tokio::sync::Mutex<()>>, rx: mpsc::Receiver<Pending>, fresh: Arc<Fresh>, times: Arc<DiskTimes>) -> Result<()> {
     let open = || -> Result<Connection> {
         let conn = Connection::open(path)?;
         // While another connection writes (a transaction through the pool), wait in short
@@ -64,14 +64,14 @@ pub(super) fn spawn(path: &str, gate: Arc<tokio::sync::Mutex<()>>, rx: mpsc::Rec
     let checkpointer = open()?;
     let disk: Disk = Arc::new(parking_lot::Mutex::new(()));
     let (alive, stopped) = std::sync::mpsc::channel::<()>();
-    let turns = disk.clone();
+    let (turns, checkpoint_times) = (disk.clone(), times.clone());
     std::thread::Builder::new()
         .name("ledger-checkpoint".into())
-        .spawn(move || checkpoints(checkpointer, stopped, turns))
+        .spawn(move || checkpoints(checkpointer, stopped, turns, &checkpoint_times))
         .map_err(|e| CoreError::Internal(format!("checkpointer thread: {e}")))?;
     std::thread::Builder::new()
         .name("ledger-writer".into())
-        .spawn(move || run(Writer { conn, gate, fresh, disk }, rx, alive))
+        .spawn(move || run(Writer { conn, gate, fresh, disk, times }, rx, alive))
         .map_err(|e| CoreError::Internal(format!("ledger writer thread: {e}")))?;
     Ok(())
 }
@@ -101,12 +101,15 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
 
 /// The checkpointer: copies the WAL into the database file every [`CHECKPOINT_EVERY`], in its
 /// turn at the disk, until the writer ends (`stopped` disconnects), and once more then.
-fn checkpoints(conn: Connection, stopped: std::sync::mpsc::Receiver<()>, disk: Disk) {
+fn checkpoints(conn: Connection, stopped: std::sync::mpsc::Receiver<()>, disk: Disk, times: &DiskTimes) {
     loop {
         let last = !matches!(stopped.recv_timeout(CHECKPOINT_EVERY), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
         let copied = {
             let _turn = disk.lock();
-            checkpoint(&conn)
+            let began = std::time::Instant::now();
+            let copied = checkpoint(&conn);
+            times.checkpoint(began.elapsed());
+            copied
         };
         if let Err(e) = copied {
             tracing::warn!(error = %e, "WAL checkpoint failed");
@@ -122,6 +125,7 @@ struct Writer {
     gate: Arc<tokio::sync::Mutex<()>>,
     fresh: Arc<Fresh>,
     disk: Disk,
+    times: Arc<DiskTimes>,
 }
 
 fn run(mut w: Writer, mut rx: mpsc::Receiver<Pending>, _alive: std::sync::mpsc::Sender<()>) {
@@ -156,6 +160,7 @@ fn commit(w: &mut Writer, batch: &mut Vec<Pending>) -> Result<()> {
     // The transaction, from its snapshot to its fsync, in its turn at the disk (see [`Disk`]):
     // begun after a checkpoint that copied everything, it restarts the WAL.
     let disk = w.disk.lock();
+    let began = std::time::Instant::now();
     let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     drop(turn);
     let mut refusals: Vec<Option<CoreError>> = Vec::with_capacity(batch.len());
@@ -172,6 +177,7 @@ fn commit(w: &mut Writer, batch: &mut Vec<Pending>) -> Result<()> {
     let idx = indexes(&reserved, events.len());
     drop(events);
     tx.commit()?;
+    w.times.commit(began.elapsed());
     parking_lot::MutexGuard::unlock_fair(disk);
     w.fresh.committed(&rows);
     answer(batch, refusals, order, idx);
