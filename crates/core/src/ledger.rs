@@ -168,7 +168,7 @@ pub struct DiskTimes {
 }
 
 /// What [`DiskTimes::take`] returns.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct DiskStalls {
     pub commit_ms_max: f64,
     pub commits_slow: u64,

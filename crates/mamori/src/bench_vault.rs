@@ -374,14 +374,10 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     if let Some(st) = steal {
         eprintln!("CPU time stolen from this machine during the paced reads: {st:.1}%");
     }
+    let slow = mamori_core::ledger::DiskTimes::SLOW.as_millis();
     eprintln!(
-        "the store's disk during the paced reads: longest commit {:.1} ms ({} over {} ms), longest WAL checkpoint {:.1} ms ({} over {} ms)",
-        stalls.commit_ms_max,
-        stalls.commits_slow,
-        mamori_core::ledger::DiskTimes::SLOW.as_millis(),
-        stalls.checkpoint_ms_max,
-        stalls.checkpoints_slow,
-        mamori_core::ledger::DiskTimes::SLOW.as_millis()
+        "the store's disk during the paced reads: longest commit {:.1} ms ({} over {slow} ms), longest WAL checkpoint {:.1} ms ({} over {slow} ms)",
+        stalls.commit_ms_max, stalls.commits_slow, stalls.checkpoint_ms_max, stalls.checkpoints_slow
     );
     let _ = stop_tx.send(());
     let _ = cp_stop.send(true);
