@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::mpsc;
 
 use super::{
-    accepted, after_failure, answer, by_client, fail_all, indexes, insert_sql, lay_out, refusal, DiskTimes, Fresh, Pending, Reserved, Row, CENTRE_LOG,
+    accepted, after_failure, answer, by_client, fail_all, indexes, insert_sql, lay_out, refusal, DiskTimes, Filling, Fresh, Pending, Reserved, Row, CENTRE_LOG,
     CLIENT_LOG_SQL, LAST_TS_SQL, MAX_BATCH, ROWS_PER_INSERT,
 };
 use crate::error::{CoreError, Result};
@@ -42,12 +42,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
 const BATCH_GAP: Duration = Duration::from_millis(1);
 /// The batch size that needs no waiting.
 const BATCH_FILL: usize = 32;
-/// The step in which a waiting batch looks for more.
-const BATCH_POLL: Duration = Duration::from_micros(100);
 
 /// Opens the writer's connection (durable commits, foreign keys as on the pool's) and starts
 /// its thread and the checkpointer's, which end when the service (every sender) is gone.
-pub(super) fn spawn(path: &str, gate: Arc<tokio::sync::Mutex<()>>, rx: mpsc::Receiver<Pending>, fresh: Arc<Fresh>, times: Arc<DiskTimes>) -> Result<()> {
+pub(super) fn spawn(path: &str, gate: Arc<tokio::sync::Mutex<()>>, rx: mpsc::Receiver<Pending>, fresh: Arc<Fresh>, filling: Arc<Filling>, times: Arc<DiskTimes>) -> Result<()> {
     let open = || -> Result<Connection> {
         let conn = Connection::open(path)?;
         // While another connection writes (a transaction through the pool), wait in short
@@ -71,7 +69,7 @@ pub(super) fn spawn(path: &str, gate: Arc<tokio::sync::Mutex<()>>, rx: mpsc::Rec
         .map_err(|e| CoreError::Internal(format!("checkpointer thread: {e}")))?;
     std::thread::Builder::new()
         .name("ledger-writer".into())
-        .spawn(move || run(Writer { conn, gate, fresh, disk, times }, rx, alive))
+        .spawn(move || run(Writer { conn, gate, fresh, disk, times }, rx, &filling, alive))
         .map_err(|e| CoreError::Internal(format!("ledger writer thread: {e}")))?;
     Ok(())
 }
@@ -128,7 +126,7 @@ struct Writer {
     times: Arc<DiskTimes>,
 }
 
-fn run(mut w: Writer, mut rx: mpsc::Receiver<Pending>, _alive: std::sync::mpsc::Sender<()>) {
+fn run(mut w: Writer, mut rx: mpsc::Receiver<Pending>, filling: &Filling, _alive: std::sync::mpsc::Sender<()>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     // When the last batch closed and whether it held more than one append: only a batch that
     // follows a shared one closely waits to grow (one client appending in turn never waits).
@@ -137,9 +135,11 @@ fn run(mut w: Writer, mut rx: mpsc::Receiver<Pending>, _alive: std::sync::mpsc::
         batch.push(first);
         super::fill(&mut batch, &mut rx);
         // Under load (the last batch was shared and closed less than `BATCH_GAP` ago), a small
-        // batch waits for more: fewer, larger commits. Otherwise it is committed at once.
-        while shared && batch.len() < BATCH_FILL && last.elapsed() < BATCH_GAP {
-            std::thread::sleep(BATCH_POLL);
+        // batch waits for more: fewer, larger commits. Otherwise it is committed at once. The
+        // thread parks for the rest of the gap, woken early if the batch can fill meanwhile.
+        while shared && batch.len() < BATCH_FILL {
+            let Some(left) = BATCH_GAP.checked_sub(last.elapsed()) else { break };
+            filling.wait(BATCH_FILL - batch.len(), left, || rx.len());
             super::fill(&mut batch, &mut rx);
         }
         (last, shared) = (std::time::Instant::now(), batch.len() > 1);
@@ -222,7 +222,7 @@ fn insert_rows(conn: &Connection, rows: &[Row]) -> Result<()> {
         for r in chunk {
             args.extend([&r.log as &dyn rusqlite::ToSql, &r.idx, &r.entry, &r.hash, &r.ts, &r.action, &r.actor, &r.object]);
         }
-        conn.prepare_cached(&insert_sql(chunk.len()))?.execute(args.as_slice())?;
+        conn.prepare_cached(insert_sql(chunk.len()))?.execute(args.as_slice())?;
     }
     Ok(())
 }
