@@ -17,6 +17,8 @@
 //! `read_paced_checkpoint_ms_max` are the longest group commit (`BEGIN` to the end of its
 //! fsync) and WAL checkpoint during the paced reads: a stall of the store's disk shows there as
 //! one as long as the stall, and every reveal due meanwhile waits for it.
+//! `read_p99_episodes` and `read_p99_worst_episode_share` group the paced reads over their p99
+//! by when they were due (see [`Episodes`]): one stall's backlog, or a queue again and again.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -32,11 +34,55 @@ use crate::bench::{core_err as e, percentile};
 /// The pacer's step.
 const PACE_STEP: Duration = Duration::from_micros(100);
 
+/// Requests over the p99 whose due times lie closer than this belong to one episode.
+const EPISODE_GAP_MS: f64 = 5.0;
+
 /// What one measurement found.
 struct Stats {
     rate: f64,
     p99: f64,
     fails: usize,
+    /// Paced only: where the requests over the p99 fell in time.
+    episodes: Option<Episodes>,
+}
+
+/// Where the slowest paced requests fell in time: those over the p99, grouped into episodes
+/// (each due within [`EPISODE_GAP_MS`] of the one before). When one episode holds most of them,
+/// the p99 was decided by one stall and the backlog it left (a slow fsync, a paused host);
+/// many small ones are a queue that the load builds again and again, which only less work per
+/// request removes.
+#[derive(Debug, Default, PartialEq)]
+struct Episodes {
+    /// How many requests were over the p99, in how many episodes.
+    over: usize,
+    count: usize,
+    /// The episode with the most of them: when its first was due (ms into the phase), how long
+    /// until its last was due (ms), its share of the requests over the p99, and its slowest (ms).
+    worst_at_ms: f64,
+    worst_span_ms: f64,
+    worst_share: f64,
+    worst_ms: f64,
+}
+
+/// [`Episodes`] of `timed` (when each request was due, ms into the phase, and its latency in
+/// ms, in any order) over the latency `p99`.
+fn episodes(timed: &[(f64, f64)], p99: f64) -> Episodes {
+    let mut slow: Vec<(f64, f64)> = timed.iter().copied().filter(|(_, lat)| *lat > p99).collect();
+    slow.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Each episode: first due, last due, requests, slowest.
+    let mut eps: Vec<(f64, f64, usize, f64)> = Vec::new();
+    for (due, lat) in &slow {
+        match eps.last_mut() {
+            Some(e) if due - e.1 <= EPISODE_GAP_MS => *e = (e.0, *due, e.2 + 1, e.3.max(*lat)),
+            _ => eps.push((*due, *due, 1, *lat)),
+        }
+    }
+    let mut out = Episodes { over: slow.len(), count: eps.len(), ..Episodes::default() };
+    if let Some(w) = eps.iter().max_by_key(|e| e.2) {
+        (out.worst_at_ms, out.worst_span_ms, out.worst_ms) = (w.0, w.1 - w.0, w.3);
+        out.worst_share = w.2 as f64 / slow.len() as f64;
+    }
+    out
 }
 
 /// CPU time this process's threads have run, by thread name, in ns (Linux; empty elsewhere).
@@ -151,7 +197,7 @@ fn summarise(what: &str, mut lat: Vec<f64>, secs: f64, fails: usize, cpu: &BTree
         percentile(&mut lat, 1.0),
         cpu_per_request(cpu, lat.len() + fails)
     );
-    Stats { rate, p99, fails }
+    Stats { rate, p99, fails, episodes: None }
 }
 
 /// Saturated: runs `make(i)` from `clients` concurrent clients for `secs`, each sending its next
@@ -218,7 +264,7 @@ where
                 let next = rx.lock().await.recv().await;
                 let Some((i, at)) = next else { break };
                 if make(i).await {
-                    lat.push(at.elapsed().as_secs_f64() * 1000.0);
+                    lat.push((at.duration_since(start).as_secs_f64() * 1000.0, at.elapsed().as_secs_f64() * 1000.0));
                 } else {
                     fails += 1;
                 }
@@ -247,7 +293,19 @@ where
         fails += f;
     }
     pacer.join().map_err(|_| anyhow::anyhow!("pacer panicked"))?;
-    Ok(summarise(what, lat, start.elapsed().as_secs_f64(), fails, &cpu))
+    let mut stats = summarise(what, lat.iter().map(|t| t.1).collect(), start.elapsed().as_secs_f64(), fails, &cpu);
+    let eps = episodes(&lat, stats.p99);
+    eprintln!(
+        "  over its p99: {} requests in {} episodes; the largest began {:.0} ms in, lasted {:.1} ms, held {:.0}% of them, slowest {:.2} ms",
+        eps.over,
+        eps.count,
+        eps.worst_at_ms,
+        eps.worst_span_ms,
+        eps.worst_share * 100.0,
+        eps.worst_ms
+    );
+    stats.episodes = Some(eps);
+    Ok(stats)
 }
 
 pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -> anyhow::Result<()> {
@@ -386,6 +444,7 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     eprintln!("store: {} MB, WAL {} MB", size("mamori.db"), size("mamori.db-wal"));
     let _ = std::fs::remove_dir_all(&dir);
     let fails = w.fails + w_paced.fails + r.fails + r_paced.fails + floor.fails;
+    let eps = r_paced.episodes.unwrap_or_default();
     let r2 = |x: f64| (x * 100.0).round() / 100.0;
     println!(
         "{}",
@@ -394,7 +453,8 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
                "read_paced_per_s": r2(r_paced.rate), "write_paced_per_s": r2(w_paced.rate), "read_rate": read_rate, "write_rate": write_rate,
                "read_ms_p99_saturated": r2(r.p99), "write_ms_p99_saturated": r2(w.p99),
                "http_baseline_per_s": r2(h.rate), "read_ms_p99_floor": r2(floor.p99), "read_vs_baseline": r2(r.rate / h.rate.max(1.0)), "write_vs_baseline": r2(w.rate / h.rate.max(1.0)),
-               "read_paced_steal_pct": steal.map(r2), "read_paced_commit_ms_max": r2(stalls.commit_ms_max), "read_paced_checkpoint_ms_max": r2(stalls.checkpoint_ms_max), "disk_fsync_ms_p99": r2(disk_p99), "disk_fsync_ms_max": r2(disk_max),
+               "read_paced_steal_pct": steal.map(r2), "read_paced_commit_ms_max": r2(stalls.commit_ms_max), "read_paced_checkpoint_ms_max": r2(stalls.checkpoint_ms_max),
+               "read_p99_episodes": eps.count, "read_p99_worst_episode_share": r2(eps.worst_share), "disk_fsync_ms_p99": r2(disk_p99), "disk_fsync_ms_max": r2(disk_max),
                "host_pause_ms_per_s": r2(pauses.0), "host_pause_ms_max": r2(pauses.1), "failed": fails})
     );
     anyhow::ensure!(fails == 0, "{fails} requests failed");
@@ -404,6 +464,26 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_over_the_p99_are_grouped_into_episodes_by_when_they_were_due() {
+        // A stall at 100 ms (its backlog over 30 ms), a lone slow request at 500 ms, and
+        // requests under the p99 (2 ms) in between, which split nothing.
+        let mut timed: Vec<(f64, f64)> = (0..1000).map(|i| (i as f64, 1.0)).collect();
+        for (k, due) in (100..=130).step_by(2).enumerate() {
+            timed[due].1 = 40.0 - k as f64;
+        }
+        timed[500].1 = 9.0;
+        timed.reverse();
+        let e = episodes(&timed, 2.0);
+        assert_eq!((e.over, e.count), (17, 2));
+        assert_eq!((e.worst_at_ms, e.worst_span_ms, e.worst_ms), (100.0, 30.0, 40.0));
+        assert!((e.worst_share - 16.0 / 17.0).abs() < 1e-9);
+        // Over a p99 that nothing exceeds: no episode.
+        assert_eq!(episodes(&timed, 50.0), Episodes::default());
+        // Two slow requests farther apart than the gap are two episodes.
+        assert_eq!(episodes(&[(0.0, 9.0), (EPISODE_GAP_MS + 0.5, 9.0)], 2.0).count, 2);
+    }
 
     #[test]
     fn steal_is_read_from_the_first_line_of_proc_stat() {
