@@ -165,7 +165,7 @@ pub struct LedgerService {
 /// pairs of runs gave the writer 1.2-5.2 µs less CPU per paced reveal in each pair
 /// (26.4-30.4 -> 23.3-28.3 µs).
 #[derive(Debug, Default)]
-pub(crate) struct Filling {
+struct Filling {
     /// How many queued appends end the wait; 0 while the writer is not waiting.
     want: std::sync::atomic::AtomicUsize,
     writer: std::sync::OnceLock<std::thread::Thread>,
@@ -175,8 +175,9 @@ impl Filling {
     /// The writer's side: parks the calling thread (the writer) for at most `left` or until
     /// `queued()` reaches `want`. A wake-up that is missed or comes early costs at most `left`:
     /// the caller looks at its queue again and decides.
-    pub(crate) fn wait(&self, want: usize, left: std::time::Duration, queued: impl Fn() -> usize) {
-        let _ = self.writer.set(std::thread::current());
+    fn wait(&self, want: usize, left: std::time::Duration, queued: impl Fn() -> usize) {
+        // The thread's handle is taken once, at its first wait, not at every one.
+        self.writer.get_or_init(std::thread::current);
         self.want.store(want, Ordering::SeqCst);
         // Paired with the fence in `arrived`: either the appender sees `want`, or this sees
         // its append.
