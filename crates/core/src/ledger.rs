@@ -202,15 +202,33 @@ impl Filling {
 
 /// How long the group-commit writer's transactions (from `BEGIN` to the end of `COMMIT`, whose
 /// fsync makes the batch durable) and the SQLite WAL checkpoints took: the longest of each, and
-/// how many took more than [`DiskTimes::SLOW`], since the last [`DiskTimes::take`].
+/// how many took more than [`DiskTimes::SLOW`], since the last [`DiskTimes::take`]; and where
+/// the writer's time went, batch by batch ([`Phases`]).
 /// `mamori bench vault` reads them over its paced reads, so that a p99 can be told apart as
-/// a stall of the store's disk (one commit or checkpoint as long as the stall) or one elsewhere.
+/// a stall of the store's disk (one commit or checkpoint as long as the stall) or one elsewhere,
+/// and a writer that waits for its disk from one that waits for work.
 #[derive(Debug, Default)]
 pub struct DiskTimes {
     commit_max_us: AtomicU64,
     commits_slow: AtomicU64,
     checkpoint_max_us: AtomicU64,
     checkpoints_slow: AtomicU64,
+    batches: AtomicU64,
+    appends: AtomicU64,
+    turn_us: AtomicU64,
+    work_us: AtomicU64,
+    commit_us: AtomicU64,
+}
+
+/// Where one batch's time went: waiting for its turn to write (SQLite: the write gate and the
+/// turn at the disk that checkpoints take too; PostgreSQL: a connection and `BEGIN`), its
+/// statements (from `BEGIN` to the last `INSERT`), and its `COMMIT` (the WAL written and
+/// fsynced).
+#[derive(Debug, Clone, Copy, Default)]
+struct Phases {
+    turn: std::time::Duration,
+    work: std::time::Duration,
+    commit: std::time::Duration,
 }
 
 /// What [`DiskTimes::take`] returns.
@@ -220,20 +238,33 @@ pub struct DiskStalls {
     pub commits_slow: u64,
     pub checkpoint_ms_max: f64,
     pub checkpoints_slow: u64,
+    /// Batches committed, and the appends (and changes) they held.
+    pub batches: u64,
+    pub appends: u64,
+    /// The writer's time, summed over its batches ([`Phases`]), in ms.
+    pub turn_ms: f64,
+    pub work_ms: f64,
+    pub commit_ms: f64,
 }
 
 impl DiskTimes {
     pub const SLOW: std::time::Duration = std::time::Duration::from_millis(10);
 
     fn note(max: &AtomicU64, slow: &AtomicU64, took: std::time::Duration) {
-        max.fetch_max(took.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        max.fetch_max(micros(took), Ordering::Relaxed);
         if took > Self::SLOW {
             slow.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn commit(&self, took: std::time::Duration) {
-        Self::note(&self.commit_max_us, &self.commits_slow, took);
+    /// A batch of `appends` committed, its time spent as `p`.
+    fn batch(&self, appends: usize, p: Phases) {
+        Self::note(&self.commit_max_us, &self.commits_slow, p.work + p.commit);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.appends.fetch_add(appends as u64, Ordering::Relaxed);
+        for (sum, d) in [(&self.turn_us, p.turn), (&self.work_us, p.work), (&self.commit_us, p.commit)] {
+            sum.fetch_add(micros(d), Ordering::Relaxed);
+        }
     }
 
     fn checkpoint(&self, took: std::time::Duration) {
@@ -243,13 +274,23 @@ impl DiskTimes {
     /// What was noted since the last call, and a fresh start.
     pub fn take(&self) -> DiskStalls {
         let ms = |a: &AtomicU64| a.swap(0, Ordering::Relaxed) as f64 / 1000.0;
+        let n = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
         DiskStalls {
             commit_ms_max: ms(&self.commit_max_us),
-            commits_slow: self.commits_slow.swap(0, Ordering::Relaxed),
+            commits_slow: n(&self.commits_slow),
             checkpoint_ms_max: ms(&self.checkpoint_max_us),
-            checkpoints_slow: self.checkpoints_slow.swap(0, Ordering::Relaxed),
+            checkpoints_slow: n(&self.checkpoints_slow),
+            batches: n(&self.batches),
+            appends: n(&self.appends),
+            turn_ms: ms(&self.turn_us),
+            work_ms: ms(&self.work_us),
+            commit_ms: ms(&self.commit_us),
         }
     }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    d.as_micros().min(u64::MAX as u128) as u64
 }
 
 /// How often the checkpointer hashes the committed entries into the proof trees.
@@ -1078,12 +1119,9 @@ async fn writer_loop(db: Db, mut rx: mpsc::Receiver<Pending>, fresh: Arc<Fresh>,
     while let Some(first) = rx.recv().await {
         batch.push(first);
         fill(&mut batch, &mut rx);
-        let began = std::time::Instant::now();
-        let done = commit_batch(&db, &mut batch, &fresh).await;
-        disk.commit(began.elapsed());
-        if let Err(e) = done {
+        if let Err(e) = commit_batch(&db, &mut batch, &fresh, &disk).await {
             for mut one in after_failure(&mut batch, &e) {
-                if let Err(e) = commit_batch(&db, &mut one, &fresh).await {
+                if let Err(e) = commit_batch(&db, &mut one, &fresh, &disk).await {
                     fail_all(&mut one, &e);
                 }
             }
@@ -1125,8 +1163,10 @@ fn fail_all(batch: &mut Vec<Pending>, e: &CoreError) {
 /// so that only stragglers from before the previous batch need their time raised (and
 /// re-encoding; `ts` strings, fixed-width UTC, sort chronologically). Answers and drains every
 /// pending on success; on a database error leaves the batch for a retry.
-async fn commit_batch(db: &Db, batch: &mut Vec<Pending>, fresh: &Fresh) -> Result<()> {
+async fn commit_batch(db: &Db, batch: &mut Vec<Pending>, fresh: &Fresh, times: &DiskTimes) -> Result<()> {
+    let asked = std::time::Instant::now();
     let mut tx = db.begin().await?;
+    let began = std::time::Instant::now();
     // Per pending: the refusal of its change, if refused.
     let mut refusals: Vec<Option<CoreError>> = Vec::with_capacity(batch.len());
     for p in batch.iter() {
@@ -1138,7 +1178,9 @@ async fn commit_batch(db: &Db, batch: &mut Vec<Pending>, fresh: &Fresh) -> Resul
     let (order, events, encoded) = accepted(batch, &refusals);
     let (idx, rows) = append_encoded(&mut tx, &events, encoded).await?;
     drop(events);
+    let committing = std::time::Instant::now();
     tx.commit().await?;
+    times.batch(batch.len(), Phases { turn: began - asked, work: committing - began, commit: committing.elapsed() });
     fresh.committed(&rows);
     answer(batch, refusals, order, idx);
     Ok(())
@@ -1185,11 +1227,23 @@ mod tests {
     #[test]
     fn disk_times_keep_the_longest_and_count_the_slow_until_taken() {
         let t = DiskTimes::default();
-        for ms in [2, 25, 11, 4] {
-            t.commit(std::time::Duration::from_millis(ms));
+        let ms = std::time::Duration::from_millis;
+        for (n, work) in [(1, 2), (4, 25), (2, 11), (3, 4)] {
+            t.batch(n, Phases { turn: ms(1), work: ms(work), commit: ms(0) });
         }
+        t.batch(10, Phases { turn: ms(3), work: ms(1), commit: ms(9) });
         t.checkpoint(std::time::Duration::from_micros(3_500));
-        let want = DiskStalls { commit_ms_max: 25.0, commits_slow: 2, checkpoint_ms_max: 3.5, checkpoints_slow: 0 };
+        let want = DiskStalls {
+            commit_ms_max: 25.0,
+            commits_slow: 2,
+            checkpoint_ms_max: 3.5,
+            checkpoints_slow: 0,
+            batches: 5,
+            appends: 20,
+            turn_ms: 7.0,
+            work_ms: 43.0,
+            commit_ms: 9.0,
+        };
         assert_eq!(t.take(), want);
         assert_eq!(t.take(), DiskStalls::default(), "taking starts afresh");
     }
@@ -1204,6 +1258,8 @@ mod tests {
         app.ledger.append(Event::new(chrono::Utc::now(), crate::auth::system_actor("test"), "test.timed")).await.unwrap();
         let taken = app.ledger.disk_times().take();
         assert!(taken.commit_ms_max > 0.0, "{taken:?}");
+        assert_eq!((taken.batches, taken.appends), (1, 1), "{taken:?}");
+        assert!(taken.commit_ms > 0.0 && taken.work_ms > 0.0, "{taken:?}");
     }
 
     #[test]

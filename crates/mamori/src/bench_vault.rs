@@ -19,6 +19,8 @@
 //! one as long as the stall, and every reveal due meanwhile waits for it.
 //! `read_p99_episodes` and `read_p99_worst_episode_share` group the paced reads over their p99
 //! by when they were due (see [`Episodes`]): one stall's backlog, or a queue again and again.
+//! `read_paced_batch` and `read_paced_writer_{commit,turn,work}_pct` say how the ledger's one
+//! writer spent the paced reads (see [`WriterTime`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -83,6 +85,33 @@ fn episodes(timed: &[(f64, f64)], p99: f64) -> Episodes {
         out.worst_share = w.2 as f64 / slow.len() as f64;
     }
     out
+}
+
+/// The ledger writer's time over a phase (from [`mamori_core::ledger::DiskStalls`]): how often
+/// it committed, how many appends a batch held, and the shares (%) of the phase's wall time it
+/// spent in `COMMIT`, waiting for its turn at the disk, and in its statements. A writer whose
+/// `COMMIT` and turn fill most of its time is bound by the disk's fsyncs, and the appends wait
+/// for the disk rather than for CPU; the rest of its time it gathers batches or is idle.
+#[derive(Debug, Default, PartialEq)]
+struct WriterTime {
+    commits_per_s: f64,
+    batch: f64,
+    commit_pct: f64,
+    turn_pct: f64,
+    work_pct: f64,
+}
+
+impl WriterTime {
+    fn of(s: &mamori_core::ledger::DiskStalls, phase: Duration) -> Self {
+        let ms = (phase.as_secs_f64() * 1000.0).max(f64::EPSILON);
+        WriterTime {
+            commits_per_s: s.batches as f64 * 1000.0 / ms,
+            batch: s.appends as f64 / (s.batches.max(1)) as f64,
+            commit_pct: s.commit_ms * 100.0 / ms,
+            turn_pct: s.turn_ms * 100.0 / ms,
+            work_pct: s.work_ms * 100.0 / ms,
+        }
+    }
 }
 
 /// CPU time this process's threads have run, by thread name, in ns (Linux; empty elsewhere).
@@ -426,8 +455,10 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     let floor = paced(&format!("HTTP baseline (health), paced at {read_rate}/s ({clients} connections)"), clients, read_rate, secs, health).await?;
     let ticks = host_ticks();
     app.ledger.disk_times().take();
+    let phase = Instant::now();
     let r_paced = paced(&format!("reads, paced at {read_rate}/s ({clients} connections)"), clients, read_rate, secs, read).await?;
     let stalls = app.ledger.disk_times().take();
+    let writer = WriterTime::of(&stalls, phase.elapsed());
     let steal = steal_pct(ticks);
     if let Some(st) = steal {
         eprintln!("CPU time stolen from this machine during the paced reads: {st:.1}%");
@@ -436,6 +467,14 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     eprintln!(
         "the store's disk during the paced reads: longest commit {:.1} ms ({} over {slow} ms), longest WAL checkpoint {:.1} ms ({} over {slow} ms)",
         stalls.commit_ms_max, stalls.commits_slow, stalls.checkpoint_ms_max, stalls.checkpoints_slow
+    );
+    eprintln!(
+        "the ledger's writer during the paced reads: {:.0} commits/s of {:.1} appends; of its time {:.0}% in COMMIT (WAL written and fsynced), {:.0}% waiting for its turn (checkpoints), {:.0}% in its statements",
+        writer.commits_per_s,
+        writer.batch,
+        writer.commit_pct,
+        writer.turn_pct,
+        writer.work_pct
     );
     let _ = stop_tx.send(());
     let _ = cp_stop.send(true);
@@ -454,6 +493,8 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
                "read_ms_p99_saturated": r2(r.p99), "write_ms_p99_saturated": r2(w.p99),
                "http_baseline_per_s": r2(h.rate), "read_ms_p99_floor": r2(floor.p99), "read_vs_baseline": r2(r.rate / h.rate.max(1.0)), "write_vs_baseline": r2(w.rate / h.rate.max(1.0)),
                "read_paced_steal_pct": steal.map(r2), "read_paced_commit_ms_max": r2(stalls.commit_ms_max), "read_paced_checkpoint_ms_max": r2(stalls.checkpoint_ms_max),
+               "read_paced_batch": r2(writer.batch), "read_paced_writer_commit_pct": r2(writer.commit_pct), "read_paced_writer_turn_pct": r2(writer.turn_pct),
+               "read_paced_writer_work_pct": r2(writer.work_pct),
                "read_p99_episodes": eps.count, "read_p99_worst_episode_share": r2(eps.worst_share), "disk_fsync_ms_p99": r2(disk_p99), "disk_fsync_ms_max": r2(disk_max),
                "host_pause_ms_per_s": r2(pauses.0), "host_pause_ms_max": r2(pauses.1), "failed": fails})
     );
@@ -483,6 +524,15 @@ mod tests {
         assert_eq!(episodes(&timed, 50.0), Episodes::default());
         // Two slow requests farther apart than the gap are two episodes.
         assert_eq!(episodes(&[(0.0, 9.0), (EPISODE_GAP_MS + 0.5, 9.0)], 2.0).count, 2);
+    }
+
+    #[test]
+    fn the_writer_time_is_shared_out_over_the_phase() {
+        let s = mamori_core::ledger::DiskStalls { batches: 500, appends: 5_000, turn_ms: 150.0, work_ms: 100.0, commit_ms: 500.0, ..Default::default() };
+        let w = WriterTime::of(&s, Duration::from_secs(1));
+        assert_eq!(w, WriterTime { commits_per_s: 500.0, batch: 10.0, commit_pct: 50.0, turn_pct: 15.0, work_pct: 10.0 });
+        // A phase without a batch divides by nothing.
+        assert_eq!(WriterTime::of(&Default::default(), Duration::from_secs(2)), WriterTime::default());
     }
 
     #[test]

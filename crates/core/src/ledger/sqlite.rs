@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::mpsc;
 
 use super::{
-    accepted, after_failure, answer, by_client, fail_all, indexes, insert_sql, lay_out, refusal, DiskTimes, Filling, Fresh, Pending, Reserved, Row, CENTRE_LOG,
+    accepted, after_failure, answer, by_client, fail_all, indexes, insert_sql, lay_out, refusal, DiskTimes, Filling, Fresh, Pending, Phases, Reserved, Row, CENTRE_LOG,
     CLIENT_LOG_SQL, LAST_TS_SQL, MAX_BATCH, ROWS_PER_INSERT,
 };
 use crate::error::{CoreError, Result};
@@ -156,6 +156,7 @@ fn run(mut w: Writer, mut rx: mpsc::Receiver<Pending>, filling: &Filling, _alive
 /// One transaction for a batch, as `commit_batch` does through sqlx. A transaction that is not
 /// committed rolls back when dropped.
 fn commit(w: &mut Writer, batch: &mut Vec<Pending>) -> Result<()> {
+    let asked = std::time::Instant::now();
     let turn = w.gate.blocking_lock();
     // The transaction, from its snapshot to its fsync, in its turn at the disk (see [`Disk`]):
     // begun after a checkpoint that copied everything, it restarts the WAL.
@@ -176,8 +177,9 @@ fn commit(w: &mut Writer, batch: &mut Vec<Pending>) -> Result<()> {
     insert_rows(&tx, &rows)?;
     let idx = indexes(&reserved, events.len());
     drop(events);
+    let committing = std::time::Instant::now();
     tx.commit()?;
-    w.times.commit(began.elapsed());
+    w.times.batch(batch.len(), Phases { turn: began - asked, work: committing - began, commit: committing.elapsed() });
     parking_lot::MutexGuard::unlock_fair(disk);
     w.fresh.committed(&rows);
     answer(batch, refusals, order, idx);
