@@ -553,6 +553,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn the_disk_probe_syncs_and_leaves_nothing_behind() {
         let dir = std::env::temp_dir().join(format!("mamori-disk-probe-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
