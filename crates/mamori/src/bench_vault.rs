@@ -469,7 +469,7 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
         stalls.commit_ms_max, stalls.commits_slow, stalls.checkpoint_ms_max, stalls.checkpoints_slow
     );
     eprintln!(
-        "the ledger's writer during the paced reads: {:.0} commits/s of {:.1} appends; of its time {:.0}% in COMMIT (WAL written and fsynced), {:.0}% waiting for its turn (checkpoints), {:.0}% in its statements",
+        "the ledger's writer during the paced reads: {:.0} commits/s of {:.1} appends; of its time {:.0}% in COMMIT (WAL written and fsynced), {:.0}% waiting for its turn to write (SQLite: checkpoints), {:.0}% in its statements",
         writer.commits_per_s,
         writer.batch,
         writer.commit_pct,
