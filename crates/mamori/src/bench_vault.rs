@@ -337,11 +337,19 @@ where
     Ok(stats)
 }
 
-pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -> anyhow::Result<()> {
+/// Runs on SQLite in a fresh directory, or on the PostgreSQL database of `database_url`, which
+/// must be empty (the bench makes its own users, business and records).
+pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64, database_url: Option<String>) -> anyhow::Result<()> {
     anyhow::ensure!(read_rate >= 1.0 && write_rate >= 1.0, "the paced rates must be at least 1 per second");
     let dir = std::env::temp_dir().join(format!("mamori-bench-vault-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let app = Mamori::open(OpenOptions::new(&dir)).await.map_err(e)?;
+    let store = if database_url.is_some() { "postgres" } else { "sqlite" };
+    let mut options = OpenOptions::new(&dir);
+    options.database_url = database_url;
+    let app = Mamori::open(options).await.map_err(e)?;
+    let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(&app.db.pool).await?;
+    anyhow::ensure!(users == 0, "bench vault needs an empty database: this one has {users} users");
+    eprintln!("store under test: {store}");
     // The machine's floor, measured in this run before the load (blocking work, off the runtime).
     let (mut syncs, pauses) = {
         let dir = dir.clone();
@@ -480,14 +488,16 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64) -
     let _ = cp_stop.send(true);
     cp.await?;
     let size = |f: &str| std::fs::metadata(dir.join(f)).map(|m| m.len() / 1_000_000).unwrap_or(0);
-    eprintln!("store: {} MB, WAL {} MB", size("mamori.db"), size("mamori.db-wal"));
+    if store == "sqlite" {
+        eprintln!("store: {} MB, WAL {} MB", size("mamori.db"), size("mamori.db-wal"));
+    }
     let _ = std::fs::remove_dir_all(&dir);
     let fails = w.fails + w_paced.fails + r.fails + r_paced.fails + floor.fails;
     let eps = r_paced.episodes.unwrap_or_default();
     let r2 = |x: f64| (x * 100.0).round() / 100.0;
     println!(
         "{}",
-        json!({"bench": "vault", "clients": clients,
+        json!({"bench": "vault", "store": store, "clients": clients,
                "read_per_s": r2(r.rate), "read_ms_p99": r2(r_paced.p99), "write_per_s": r2(w.rate), "write_ms_p99": r2(w_paced.p99),
                "read_paced_per_s": r2(r_paced.rate), "write_paced_per_s": r2(w_paced.rate), "read_rate": read_rate, "write_rate": write_rate,
                "read_ms_p99_saturated": r2(r.p99), "write_ms_p99_saturated": r2(w.p99),

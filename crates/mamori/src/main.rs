@@ -364,7 +364,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Ledger { cmd } => ledger_cmd(cfg, cmd).await,
         Cmd::Bench { cmd: BenchCmd::Ledger { events, proof_tree } } => bench::ledger(events, proof_tree).await,
         Cmd::Bench { cmd: BenchCmd::Doors { presentations } } => bench_doors::doors(presentations).await,
-        Cmd::Bench { cmd: BenchCmd::Vault { secs, clients, read_rate, write_rate } } => bench_vault::vault(secs, clients, read_rate, write_rate).await,
+        Cmd::Bench { cmd: BenchCmd::Vault { secs, clients, read_rate, write_rate } } => bench_vault::vault(secs, clients, read_rate, write_rate, cfg.database_url()?).await,
         Cmd::DoorAgent(a) => door_agent(a).await,
         Cmd::Certificate { cmd: CertificateCmd::Check { file, key } } => {
             let key = if let Some(p) = key.strip_prefix('@') { std::fs::read_to_string(p)? } else { key };
