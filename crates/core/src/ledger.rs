@@ -151,8 +151,9 @@ pub struct LedgerService {
     /// Leaf hashes the group-commit writer committed, not yet in `trees`.
     fresh: Arc<Fresh>,
     writer: mpsc::Sender<Pending>,
-    /// Wakes the SQLite writer when a batch it waits to grow is full (see [`Filling`]).
-    filling: Arc<Filling>,
+    /// Wakes the SQLite writer when a batch it waits to grow is full (see [`Filling`]); none
+    /// for the sqlx writer, which does not wait.
+    filling: Option<Arc<Filling>>,
     disk: Arc<DiskTimes>,
 }
 
@@ -229,6 +230,14 @@ struct Phases {
     turn: std::time::Duration,
     work: std::time::Duration,
     commit: std::time::Duration,
+}
+
+impl Phases {
+    /// A batch that asked for its turn at `asked`, began at `began`, and began its `COMMIT` at
+    /// `committing`, which has just ended.
+    fn since(asked: std::time::Instant, began: std::time::Instant, committing: std::time::Instant) -> Self {
+        Phases { turn: began - asked, work: committing - began, commit: committing.elapsed() }
+    }
 }
 
 /// What [`DiskTimes::take`] returns.
@@ -559,7 +568,8 @@ impl LedgerService {
         let centre = signer.verifier().name().to_owned();
         let fresh = Arc::new(Fresh::default());
         let disk = Arc::new(DiskTimes::default());
-        let filling = Arc::new(Filling::default());
+        let sqlite = crate::db::sqlite_path(&db.url).filter(|_| db.backend == crate::db::Backend::Sqlite);
+        let filling = sqlite.is_some().then(|| Arc::new(Filling::default()));
         let svc = Arc::new(Self {
             db: db.clone(),
             signer,
@@ -571,10 +581,10 @@ impl LedgerService {
             filling: filling.clone(),
             disk: disk.clone(),
         });
-        match crate::db::sqlite_path(&db.url).filter(|_| db.backend == crate::db::Backend::Sqlite) {
+        match sqlite.zip(filling) {
             // On a SQLite file: a thread of its own on a rusqlite connection (no worker-thread
             // round trip per statement). An in-memory database has no second connection.
-            Some(path) => sqlite::spawn(&path, db.gate(), rx, fresh, filling, disk)?,
+            Some((path, filling)) => sqlite::spawn(&path, db.gate(), rx, fresh, filling, disk)?,
             None => {
                 tokio::spawn(writer_loop(db, rx, fresh, disk));
             }
@@ -629,7 +639,9 @@ impl LedgerService {
             .send(Pending { entry, step, done })
             .await
             .map_err(|_| CoreError::Ledger("ledger writer stopped".into()))?;
-        self.filling.arrived(self.writer.max_capacity() - self.writer.capacity());
+        if let Some(filling) = &self.filling {
+            filling.arrived(self.writer.max_capacity() - self.writer.capacity());
+        }
         rx.await.map_err(|_| CoreError::Ledger("ledger writer stopped".into()))?
     }
 
@@ -1180,7 +1192,7 @@ async fn commit_batch(db: &Db, batch: &mut Vec<Pending>, fresh: &Fresh, times: &
     drop(events);
     let committing = std::time::Instant::now();
     tx.commit().await?;
-    times.batch(batch.len(), Phases { turn: began - asked, work: committing - began, commit: committing.elapsed() });
+    times.batch(batch.len(), Phases::since(asked, began, committing));
     fresh.committed(&rows);
     answer(batch, refusals, order, idx);
     Ok(())

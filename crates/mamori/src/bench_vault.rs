@@ -106,7 +106,7 @@ impl WriterTime {
         let ms = (phase.as_secs_f64() * 1000.0).max(f64::EPSILON);
         WriterTime {
             commits_per_s: s.batches as f64 * 1000.0 / ms,
-            batch: s.appends as f64 / (s.batches.max(1)) as f64,
+            batch: s.appends as f64 / s.batches.max(1) as f64,
             commit_pct: s.commit_ms * 100.0 / ms,
             turn_pct: s.turn_ms * 100.0 / ms,
             work_pct: s.work_ms * 100.0 / ms,
@@ -343,7 +343,8 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64, d
     anyhow::ensure!(read_rate >= 1.0 && write_rate >= 1.0, "the paced rates must be at least 1 per second");
     let dir = std::env::temp_dir().join(format!("mamori-bench-vault-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = if database_url.is_some() { "postgres" } else { "sqlite" };
+    let on_sqlite = database_url.is_none();
+    let store = if on_sqlite { "sqlite" } else { "postgres" };
     let mut options = OpenOptions::new(&dir);
     options.database_url = database_url;
     let app = Mamori::open(options).await.map_err(e)?;
@@ -488,7 +489,7 @@ pub async fn vault(secs: u64, clients: usize, read_rate: f64, write_rate: f64, d
     let _ = cp_stop.send(true);
     cp.await?;
     let size = |f: &str| std::fs::metadata(dir.join(f)).map(|m| m.len() / 1_000_000).unwrap_or(0);
-    if store == "sqlite" {
+    if on_sqlite {
         eprintln!("store: {} MB, WAL {} MB", size("mamori.db"), size("mamori.db-wal"));
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -179,7 +179,7 @@ fn commit(w: &mut Writer, batch: &mut Vec<Pending>) -> Result<()> {
     drop(events);
     let committing = std::time::Instant::now();
     tx.commit()?;
-    w.times.batch(batch.len(), Phases { turn: began - asked, work: committing - began, commit: committing.elapsed() });
+    w.times.batch(batch.len(), Phases::since(asked, began, committing));
     parking_lot::MutexGuard::unlock_fair(disk);
     w.fresh.committed(&rows);
     answer(batch, refusals, order, idx);
