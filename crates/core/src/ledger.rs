@@ -439,6 +439,50 @@ async fn client_log(conn: &mut AnyConnection, code: &str) -> Result<i64> {
     row.map(|r| r.0).ok_or(CoreError::NotFound("client log"))
 }
 
+/// The number of entries committed to `log`.
+async fn log_size(conn: &mut AnyConnection, log: i64) -> Result<i64> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT size FROM ledger_logs WHERE id = $1").bind(log).fetch_optional(&mut *conn).await?;
+    row.map(|r| r.0).ok_or(CoreError::NotFound("ledger log"))
+}
+
+/// The first index in `lo..hi` of `log` whose entry was recorded at or after `ms` (`hi` if
+/// none). Time never goes back within a log (see [`lay_out`]), so a period is a range of a
+/// log's indexes, found by binary search on its key: an index on `(log_id, ts)` cost every
+/// commit two more WAL pages and was dropped (migration 14).
+async fn first_at(conn: &mut AnyConnection, log: i64, ms: i64, mut lo: i64, mut hi: i64) -> Result<i64> {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let row: Option<(i64,)> = sqlx::query_as(LAST_TS_SQL).bind(log).bind(mid).fetch_optional(&mut *conn).await?;
+        let (ts,) = row.ok_or_else(|| CoreError::Ledger(format!("entry {mid} of log {log} is missing")))?;
+        if ts < ms {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
+/// The indexes `[start, end)` of the first `size` entries of `log` recorded in `[from, to)`
+/// (ms since the epoch; an open end where `None`).
+pub(crate) async fn period(conn: &mut AnyConnection, log: i64, size: i64, from: Option<i64>, to: Option<i64>) -> Result<(i64, i64)> {
+    let start = match from {
+        Some(ms) => first_at(conn, log, ms, 0, size).await?,
+        None => 0,
+    };
+    let end = match to {
+        Some(ms) => first_at(conn, log, ms, start, size).await?,
+        None => size,
+    };
+    Ok((start, end))
+}
+
+/// [`period`] over all of `log` as committed now.
+pub(crate) async fn period_now(conn: &mut AnyConnection, log: i64, from: Option<i64>, to: Option<i64>) -> Result<(i64, i64)> {
+    let size = log_size(conn, log).await?;
+    period(conn, log, size, from, to).await
+}
+
 /// Appends a batch of events: centre log first, then each touched client log.
 async fn append_batch(conn: &mut AnyConnection, events: &[Event]) -> Result<Vec<u64>> {
     let refs: Vec<&Event> = events.iter().collect();
@@ -803,11 +847,13 @@ impl LedgerService {
             n += 1;
             sql.push_str(&cond.replace('?', &format!("${n}")));
         };
-        if f.from.is_some() {
-            push(&mut sql, " AND ts >= ?");
-        }
-        if f.to.is_some() {
-            push(&mut sql, " AND ts < ?");
+        let range = match (f.from, f.to) {
+            (None, None) => None,
+            (from, to) => Some(period_now(&mut conn, log, from.map(|t| t.timestamp_millis()), to.map(|t| t.timestamp_millis())).await?),
+        };
+        if range.is_some() {
+            push(&mut sql, " AND idx >= ?");
+            push(&mut sql, " AND idx < ?");
         }
         if f.action.is_some() {
             push(&mut sql, " AND action LIKE ?");
@@ -822,11 +868,8 @@ impl LedgerService {
         let post = f.zone.is_some() || f.business.is_some();
         sql.push_str(&format!(" ORDER BY idx DESC LIMIT {}", if post { limit * 20 } else { limit }));
         let mut q = sqlx::query_as::<_, (i64, Vec<u8>)>(&sql).bind(log);
-        if let Some(t) = f.from {
-            q = q.bind(t.timestamp_millis());
-        }
-        if let Some(t) = f.to {
-            q = q.bind(t.timestamp_millis());
+        if let Some((start, end)) = range {
+            q = q.bind(start).bind(end);
         }
         if let Some(a) = &f.action {
             q = q.bind(format!("{}%", a.replace('%', "")));
@@ -982,22 +1025,13 @@ impl LedgerService {
         };
         let mut entries = Vec::new();
         if size > 0 {
-            let before: Option<(Option<i64>,)> =
-                sqlx::query_as("SELECT MAX(idx) FROM ledger_entries WHERE log_id = $1 AND ts < $2 AND idx < $3")
-                    .bind(log)
-                    .bind(from.timestamp_millis())
-                    .bind(size as i64)
-                    .fetch_optional(&self.db.pool)
-                    .await?;
-            let after: Option<(Option<i64>,)> =
-                sqlx::query_as("SELECT MIN(idx) FROM ledger_entries WHERE log_id = $1 AND ts >= $2 AND idx < $3")
-                    .bind(log)
-                    .bind(to.timestamp_millis())
-                    .bind(size as i64)
-                    .fetch_optional(&self.db.pool)
-                    .await?;
-            let start = before.and_then(|r| r.0).unwrap_or(0);
-            let end = after.and_then(|r| r.0).unwrap_or(size as i64 - 1);
+            // The period, and the entry on each side of it (when there is one): the client
+            // sees that nothing between them was left out.
+            let mut conn = self.db.pool.acquire().await?;
+            let (first, after) = period(&mut conn, log, size as i64, Some(from.timestamp_millis()), Some(to.timestamp_millis())).await?;
+            drop(conn);
+            let start = (first - 1).max(0);
+            let end = after.min(size as i64 - 1);
             let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
                 "SELECT idx, entry, leaf_hash FROM ledger_entries WHERE log_id = $1 AND idx >= $2 AND idx <= $3 ORDER BY idx",
             )
@@ -1272,6 +1306,41 @@ mod tests {
         assert!(taken.commit_ms_max > 0.0, "{taken:?}");
         assert_eq!((taken.batches, taken.appends), (1, 1), "{taken:?}");
         assert!(taken.commit_ms > 0.0 && taken.work_ms > 0.0, "{taken:?}");
+    }
+
+    /// A period of a log is found by binary search on its indexes (time never goes back within
+    /// a log): for every bound on a grid around the entries' times, including times shared by
+    /// several entries, before the first and after the last, it is the range a scan finds.
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn a_period_is_the_range_of_indexes_a_scan_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = crate::Mamori::open(crate::OpenOptions::new(dir.path())).await.unwrap();
+        let t0 = chrono::Utc::now();
+        // Built out of order: the later append is raised to the time of the log's last entry.
+        for secs in [0, 0, 5, 5, 5, 3, 9, 20, 20, 21] {
+            let at = t0 + chrono::Duration::seconds(secs);
+            app.ledger.append(Event::new(at, crate::auth::system_actor("test"), "test.period")).await.unwrap();
+        }
+        let mut conn = app.db.pool.acquire().await.unwrap();
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT idx, ts FROM ledger_entries WHERE log_id = $1 ORDER BY idx").bind(CENTRE_LOG).fetch_all(&mut *conn).await.unwrap();
+        assert!(rows.windows(2).all(|w| w[0].1 <= w[1].1), "time goes back in {rows:?}");
+        let size = rows.len() as i64;
+        let scan = |ms: i64| rows.iter().find(|r| r.1 >= ms).map_or(size, |r| r.0);
+        let base = t0.timestamp_millis();
+        let grid: Vec<i64> = (-2..=23).map(|s| base + s * 1000).chain([base - 1, base + 1, i64::MIN, i64::MAX]).collect();
+        for &from in &grid {
+            for &to in &grid {
+                let got = period_now(&mut conn, CENTRE_LOG, Some(from), Some(to)).await.unwrap();
+                let want = (scan(from), scan(to).max(scan(from)));
+                assert_eq!(got, want, "from {from} to {to}");
+            }
+            assert_eq!(period_now(&mut conn, CENTRE_LOG, Some(from), None).await.unwrap(), (scan(from), size));
+            assert_eq!(period_now(&mut conn, CENTRE_LOG, None, Some(from)).await.unwrap(), (0, scan(from)));
+        }
+        // Within a checkpoint's size: entries after it are not in the period.
+        assert_eq!(period(&mut conn, CENTRE_LOG, 3, None, Some(i64::MAX)).await.unwrap(), (0, 3));
     }
 
     #[test]

@@ -135,14 +135,17 @@ impl Mamori {
         if comment.chars().count() > 2000 || comment.chars().any(|c| c.is_control() && c != '\n' && c != '\r') {
             return Err(CoreError::invalid("comment", "must be at most 2000 characters of text"));
         }
+        let mut conn = self.db.pool.acquire().await?;
+        let (start, end) = crate::ledger::period_now(&mut conn, CENTRE_LOG, Some(from.timestamp_millis()), Some(to.timestamp_millis())).await?;
+        drop(conn);
         let mut seen = 0i64;
         for prefix in kind.actions() {
             let (n,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM ledger_entries WHERE log_id = $1 AND ts >= $2 AND ts < $3 AND action LIKE $4",
+                "SELECT COUNT(*) FROM ledger_entries WHERE log_id = $1 AND idx >= $2 AND idx < $3 AND action LIKE $4",
             )
             .bind(CENTRE_LOG)
-            .bind(from.timestamp_millis())
-            .bind(to.timestamp_millis())
+            .bind(start)
+            .bind(end)
             .bind(format!("{prefix}%"))
             .fetch_one(&self.db.pool)
             .await?;

@@ -224,10 +224,13 @@ impl Mamori {
     pub async fn retention(&self, p: &Principal) -> Result<Vec<RetentionRow>> {
         let prune_actions = &self.settings.prune_actions;
         self.require(p, Action::RegistersRead).await?;
-        let (oldest,): (Option<i64>,) = sqlx::query_as("SELECT MIN(ts) FROM ledger_entries WHERE log_id = $1 AND (action LIKE 'door.%' OR action LIKE 'access.%')")
-            .bind(CENTRE_LOG)
-            .fetch_one(&self.db.pool)
-            .await?;
+        // Time never goes back within a log: the first such entry is the oldest.
+        let oldest: Option<(i64,)> =
+            sqlx::query_as("SELECT ts FROM ledger_entries WHERE log_id = $1 AND (action LIKE 'door.%' OR action LIKE 'access.%') ORDER BY idx LIMIT 1")
+                .bind(CENTRE_LOG)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        let oldest = oldest.map(|r| r.0);
         let prunes_doors = prune_actions.iter().any(|a| a.starts_with("door") || a.starts_with("access"));
         let days = self.settings.prune_after_days;
         let entry_ok = !prunes_doors || days >= 366;
