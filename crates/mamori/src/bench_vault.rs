@@ -337,8 +337,6 @@ where
     Ok(stats)
 }
 
-/// Runs on SQLite in a fresh directory, or on the PostgreSQL database of `database_url`, which
-/// must be empty (the bench makes its own users, business and records).
 /// The load of `mamori bench vault`.
 pub struct Load {
     /// Seconds of each phase.
@@ -361,6 +359,8 @@ pub struct Load {
     pub write_rate: f64,
 }
 
+/// Runs on SQLite in a fresh directory, or on the PostgreSQL database of `database_url`, which
+/// must be empty (the bench makes its own users, business and records).
 pub async fn vault(load: Load, database_url: Option<String>) -> anyhow::Result<()> {
     let Load { secs, clients, connections, read_rate, write_rate } = load;
     anyhow::ensure!(read_rate >= 1.0 && write_rate >= 1.0, "the paced rates must be at least 1 per second");
