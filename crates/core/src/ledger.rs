@@ -465,7 +465,7 @@ async fn first_at(conn: &mut AnyConnection, log: i64, ms: i64, mut lo: i64, mut 
 
 /// The indexes `[start, end)` of the first `size` entries of `log` recorded in `[from, to)`
 /// (ms since the epoch; an open end where `None`).
-pub(crate) async fn period(conn: &mut AnyConnection, log: i64, size: i64, from: Option<i64>, to: Option<i64>) -> Result<(i64, i64)> {
+async fn period(conn: &mut AnyConnection, log: i64, size: i64, from: Option<i64>, to: Option<i64>) -> Result<(i64, i64)> {
     let start = match from {
         Some(ms) => first_at(conn, log, ms, 0, size).await?,
         None => 0,
@@ -478,7 +478,7 @@ pub(crate) async fn period(conn: &mut AnyConnection, log: i64, size: i64, from: 
 }
 
 /// [`period`] over all of `log` as committed now.
-pub(crate) async fn period_now(conn: &mut AnyConnection, log: i64, from: Option<i64>, to: Option<i64>) -> Result<(i64, i64)> {
+async fn period_now(conn: &mut AnyConnection, log: i64, from: Option<i64>, to: Option<i64>) -> Result<(i64, i64)> {
     let size = log_size(conn, log).await?;
     period(conn, log, size, from, to).await
 }
@@ -829,6 +829,13 @@ impl LedgerService {
             "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
             "checkpoint": note, "verified": ok,
         }))
+    }
+
+    /// The indexes `[start, end)` of the centre log recorded in `[from, to)` (ms), as committed
+    /// now ([`period`]).
+    pub(crate) async fn centre_period(&self, from: i64, to: i64) -> Result<(i64, i64)> {
+        let mut conn = self.db.pool.acquire().await?;
+        period_now(&mut conn, CENTRE_LOG, Some(from), Some(to)).await
     }
 
     /// Searches stored entries, newest first.

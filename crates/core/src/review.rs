@@ -135,9 +135,7 @@ impl Mamori {
         if comment.chars().count() > 2000 || comment.chars().any(|c| c.is_control() && c != '\n' && c != '\r') {
             return Err(CoreError::invalid("comment", "must be at most 2000 characters of text"));
         }
-        let mut conn = self.db.pool.acquire().await?;
-        let (start, end) = crate::ledger::period_now(&mut conn, CENTRE_LOG, Some(from.timestamp_millis()), Some(to.timestamp_millis())).await?;
-        drop(conn);
+        let (start, end) = self.ledger.centre_period(from.timestamp_millis(), to.timestamp_millis()).await?;
         let mut seen = 0i64;
         for prefix in kind.actions() {
             let (n,): (i64,) = sqlx::query_as(

@@ -56,19 +56,18 @@ const CHUNK: usize = 1 << 12;
 
 /// One level of a [`Tree`], in chunks of [`CHUNK`] hashes that never move once allocated. As
 /// one `Vec` per level, each doubling copied the whole level into fresh memory at once: at a
-/// quarter of a million leaves, two logs' trees took 46 and 31 ms to grow by a hundred leaves
-/// (page faults on the new block, the old one unmapped), and during the paced reads of
-/// `mamori bench vault` that one stall, on one of the host's two cores, made the run's only
-/// ~100 ms episode of slow requests.
+/// quarter of a million leaves, two logs' trees took 46 and 31 ms of one core to grow by a
+/// hundred leaves (page faults on the new block, the old one unmapped), a cost that grows with
+/// the log.
 #[derive(Debug, Default, Clone)]
 struct Level {
+    /// Every chunk but the last is full.
     chunks: Vec<Vec<Hash>>,
-    len: usize,
 }
 
 impl Level {
     fn len(&self) -> usize {
-        self.len
+        self.chunks.last().map_or(0, |c| (self.chunks.len() - 1) * CHUNK + c.len())
     }
 
     fn push(&mut self, h: Hash) {
@@ -80,7 +79,6 @@ impl Level {
                 self.chunks.push(c);
             }
         }
-        self.len += 1;
     }
 
     fn get(&self, i: usize) -> Option<&Hash> {

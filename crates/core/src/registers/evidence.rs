@@ -178,14 +178,8 @@ fn people_evidence(kind: &str, flags: &[PersonFlags]) -> Evidence {
 }
 
 impl Mamori {
-    /// The indexes of the centre log recorded in `[from, to)` (ms).
-    async fn centre_period(&self, from: i64, to: i64) -> Result<(i64, i64)> {
-        let mut conn = self.db.pool.acquire().await?;
-        crate::ledger::period_now(&mut conn, CENTRE_LOG, Some(from), Some(to)).await
-    }
-
     async fn count_events(&self, prefix: &str, from: i64, to: i64) -> Result<i64> {
-        let (start, end) = self.centre_period(from, to).await?;
+        let (start, end) = self.ledger.centre_period(from, to).await?;
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ledger_entries WHERE log_id = $1 AND idx >= $2 AND idx < $3 AND action LIKE $4")
             .bind(CENTRE_LOG)
             .bind(start)
@@ -197,7 +191,7 @@ impl Mamori {
     }
 
     async fn last_event(&self, action: &str, from: i64, to: i64) -> Result<Option<mamori_ledger::Event>> {
-        let (start, end) = self.centre_period(from, to).await?;
+        let (start, end) = self.ledger.centre_period(from, to).await?;
         let row: Option<(Vec<u8>,)> = sqlx::query_as(
             "SELECT entry FROM ledger_entries WHERE log_id = $1 AND idx >= $2 AND idx < $3 AND action = $4 ORDER BY idx DESC LIMIT 1",
         )
@@ -319,7 +313,7 @@ impl Mamori {
             }
             "backups" => {
                 let c = self.count_events("backup", f, t).await?;
-                let (start, end) = self.centre_period(f, t).await?;
+                let (start, end) = self.ledger.centre_period(f, t).await?;
                 let last: Option<(i64,)> = sqlx::query_as(
                     "SELECT ts FROM ledger_entries WHERE log_id = $1 AND idx >= $2 AND idx < $3 AND action LIKE 'backup%' ORDER BY idx DESC LIMIT 1",
                 )
